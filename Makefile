@@ -1,0 +1,44 @@
+# The two commands that matter:  make demo   and   make test
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export LLMOPS_HOME ?= $(CURDIR)/.llmops
+export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup demo up test test-fast lint typecheck bench clean help
+
+help:
+	@echo "make demo   - set up and run the collection pipeline end to end through Airflow's scheduler"
+	@echo "make test   - set up and run the test suite"
+	@echo "make up     - Airflow standalone UI (SQLite) with the project's DAGs and sample data"
+	@echo "make bench  - run the benchmarks, write benchmarks/results/*.json and BENCHMARKS.md"
+	@echo "make lint   - ruff (incl. Airflow 3 AIR rules) and mypy"
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) scripts/local_airflow.py demo --home $(LLMOPS_HOME)
+
+up: setup
+	$(PY) scripts/local_airflow.py up --home $(LLMOPS_HOME)
+
+test: setup
+	$(VENV)/bin/ruff check dags plugins include tests benchmarks scripts
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not scheduler" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check dags plugins include tests benchmarks scripts
+	$(VENV)/bin/ruff check --select AIR dags plugins include
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf .llmops .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,67 @@
+"""
+### llm_data_collection
+
+Daily collection of support messages into a **curated, PII-redacted dataset version**.
+
+1. **collect** – every source in `include/config/collection.yaml` (files, HTTP API, S3, saved
+   `datasets`) for the run's partition (its logical date) → a `raw` version. Unusable input is
+   quarantined with its reason.
+2. **curate** – normalise, quality-filter, language-filter, exact + near (MinHash LSH) dedup, and
+   Presidio PII redaction → a `curated` version whose asset event carries its id and counts.
+
+Each run processes only its own partition, so backfills are safe (`airflow backfill create
+--dag-id llm_data_collection --from-date ... --to-date ...`) and re-running a partition writes the
+same content-addressed version. Set the `config_path` param to use another config file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag
+
+from llmops_airflow.assets import CURATED_DATASET
+from llmops_airflow.operators.collection import (
+    DEFAULT_CONFIG,
+    CollectSourcesOperator,
+    CurateDatasetOperator,
+)
+
+
+@dag(
+    dag_id="llm_data_collection",
+    schedule="@daily",
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=3,
+    doc_md=__doc__,
+    tags=["llmops", "collection", "pii"],
+    default_args={
+        "owner": "llmops",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(hours=2),
+    },
+    params={
+        "config_path": Param(DEFAULT_CONFIG, type="string",
+                             description="Pipeline config, relative to the project folder or absolute."),
+    },
+)
+def llm_data_collection() -> None:
+    collect = CollectSourcesOperator(
+        task_id="collect",
+        config_path="{{ params.config_path }}",
+        partition="{{ ds }}",
+    )
+    curate = CurateDatasetOperator(
+        task_id="curate",
+        config_path="{{ params.config_path }}",
+        partition="{{ ds }}",
+        raw_version_id="{{ ti.xcom_pull(task_ids='collect')['version_id'] }}",
+        outlets=[CURATED_DATASET],
+    )
+    collect >> curate
+
+
+llm_data_collection()

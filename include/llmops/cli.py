@@ -1,0 +1,155 @@
+"""The ``llmops`` command: every stage from a shell, a pod or CI, with the same code Airflow runs.
+
+    llmops curate INPUT... --out DIR [--config FILE]
+    llmops collect --partition 2026-11-25 [--config FILE]      (raw + curated versions in the store)
+    llmops sample-data --out DIR [--seed 0] [--records-per-day 200] [--days 3]
+
+Exit status: 0 on success, 2 for a usage or configuration problem, 1 when the job could not be
+done. Errors are one line on stderr (``llmops: error: ...``), never a traceback; ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
+class CLIError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _quiet_libraries() -> None:
+    for name in ("presidio-analyzer", "presidio-anonymizer", "spacy", "datasets", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _load(config: str | None) -> Any:
+    from llmops.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise CLIError(str(exc), code=2) from None
+
+
+def _summary(manifest: dict[str, Any], where: str) -> str:
+    c = manifest["counts"]
+    lines = [
+        f"dataset version {manifest['id']} written to {where}",
+        f"  input {c['input']} = kept {c['kept']} + duplicates {c['duplicates']} + filtered "
+        f"{c['filtered']} + quarantined {c['quarantined']}",
+    ]
+    for cat in ("duplicates", "filtered", "quarantined"):
+        reasons = c["by_reason"][cat]
+        if reasons:
+            lines.append(f"  {cat}: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+    pii = manifest.get("pii", {}).get("entities", {})
+    if pii:
+        lines.append("  PII redacted: " + ", ".join(f"{k} {v}" for k, v in pii.items()))
+    return "\n".join(lines)
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from llmops.stages import curate_paths
+
+    cfg = _load(args.config)
+    try:
+        manifest = curate_paths(args.inputs, args.out, cfg)
+    except (FileNotFoundError, FileExistsError) as exc:
+        raise CLIError(str(exc), code=2) from None
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        print(_summary(manifest, str(Path(args.out).resolve())))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from llmops.stages import collect_raw, curate_version, open_config_store
+
+    cfg = _load(args.config)
+    store = open_config_store(cfg)
+    producer = {"kind": "cli", "partition": args.partition}
+    raw = collect_raw(cfg, store=store, partition=args.partition, producer=producer)
+    print(_summary(raw, store.url(f"datasets/{cfg.dataset}/raw/versions/{raw['id']}")))
+    curated = curate_version(cfg, store=store, raw_version_id=raw["id"], partition=args.partition,
+                             producer=producer)
+    print(_summary(curated, store.url(f"datasets/{cfg.dataset}/curated/versions/{curated['id']}")))
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from llmops.sampledata import generate
+
+    days = tuple(args.day) if args.day else None
+    kwargs: dict[str, Any] = {"seed": args.seed, "records_per_day": args.records_per_day}
+    if days:
+        kwargs["days"] = days
+    summary = generate(Path(args.out), **kwargs)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmops", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("curate", help="normalise, filter, dedup and redact local files into one version")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".jsonl/.csv/.parquet/.txt files or folders")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the dataset version into")
+    p.add_argument("--config", metavar="FILE", help="YAML config (embedded defaults when omitted)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=cmd_curate)
+
+    p = sub.add_parser("collect", help="collect configured sources for a partition, then curate")
+    p.add_argument("--partition", required=True, help="partition key, e.g. the run's date 2026-11-25")
+    p.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("sample-data", help="generate the seeded sample corpus (no downloads)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--records-per-day", type=int, default=200)
+    p.add_argument("--day", action="append", help="partition date (repeatable); default three days")
+    p.set_defaults(func=cmd_sample_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.debug:
+        _quiet_libraries()
+    try:
+        return int(args.func(args))
+    except CLIError as exc:
+        print(f"llmops: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("llmops: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"llmops: error: {type(exc).__name__}: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

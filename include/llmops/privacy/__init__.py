@@ -1,0 +1,1 @@
+"""Privacy: PII detection, redaction and keyed pseudonymisation (Presidio)."""

@@ -1,0 +1,174 @@
+"""The collection-side stages as plain functions: what the CLI and the Airflow tasks call.
+
+* :func:`collect_raw` – read every configured source for a partition into a ``raw`` version
+  (canonical records; unusable input quarantined with its reason).
+* :func:`curate_version` – turn a ``raw`` version into a ``curated`` one (normalise, filter,
+  dedup, redact PII), with the raw version as parent.
+* :func:`curate_paths` – both in one pass over local files, written to one folder
+  (``llmops curate INPUT... --out DIR``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llmops.collect import CollectContext, collect
+from llmops.config import FilesSource, PipelineConfig, config_hash
+from llmops.storage import ObjectStore, open_store
+from llmops.versions import VersionWriter, iter_batches, read_manifest
+
+__all__ = ["collect_raw", "curate_paths", "curate_version", "make_redactor", "open_config_store"]
+
+log = logging.getLogger(__name__)
+
+
+def open_config_store(cfg: PipelineConfig, s3_client_factory: Callable[[], Any] | None = None) -> ObjectStore:
+    return open_store(cfg.resolved_storage_root(), s3_client_factory=s3_client_factory,
+                      endpoint_url=cfg.storage.endpoint_url)
+
+
+def make_redactor(cfg: PipelineConfig, key_resolver: Callable[[str], str] | None = None) -> Any:
+    if not cfg.curation.pii.enabled:
+        return None
+    from llmops.privacy.pii import PIIRedactor
+
+    return PIIRedactor(cfg.curation.pii, key_resolver=key_resolver)
+
+
+def collect_raw(
+    cfg: PipelineConfig,
+    *,
+    store: ObjectStore,
+    partition: str | None,
+    producer: dict[str, Any],
+    ctx: CollectContext | None = None,
+) -> dict[str, Any]:
+    """Collect all sources of ``cfg`` for ``partition`` into a ``raw`` dataset version."""
+    if not cfg.sources:
+        raise ValueError("no sources configured: add at least one entry under `sources`")
+    ctx = ctx or CollectContext()
+    ctx.partition = partition
+    ctx.base_dir = cfg.resolved_base_dir()
+    ctx.max_input_chars = cfg.curation.normalize.max_input_chars
+    writer = VersionWriter(
+        cfg.dataset, "raw", producer=producer,
+        config_hash=config_hash(_SourcesView(cfg)), rows_per_file=cfg.curation.rows_per_file,
+    )
+    try:
+        batch = []
+        quarantined = []
+        for item in collect(cfg.sources, ctx):
+            writer.counts.input += 1
+            if hasattr(item, "reason"):
+                quarantined.append(item)
+            else:
+                batch.append(item)
+            if len(batch) >= cfg.curation.batch_size:
+                writer.add_records(batch)
+                batch = []
+            if len(quarantined) >= cfg.curation.batch_size:
+                writer.add_quarantined(quarantined)
+                quarantined = []
+        writer.add_records(batch)
+        writer.add_quarantined(quarantined)
+        return writer.finish(store, partition=partition)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+class _SourcesView:
+    """Hashes only what determines the raw version: the sources and the input cap."""
+
+    def __init__(self, cfg: PipelineConfig) -> None:
+        self.cfg = cfg
+
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        return {
+            "sources": [s.model_dump(mode=mode) for s in self.cfg.sources],
+            "max_input_chars": self.cfg.curation.normalize.max_input_chars,
+        }
+
+
+def curate_version(
+    cfg: PipelineConfig,
+    *,
+    store: ObjectStore,
+    raw_version_id: str,
+    partition: str | None,
+    producer: dict[str, Any],
+    redactor: Any | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Curate the ``raw`` version ``raw_version_id`` into a ``curated`` version."""
+    from llmops.curate.pipeline import Curator, records_from_batches
+
+    raw = read_manifest(store, cfg.dataset, "raw", raw_version_id)
+    if redactor is None:
+        redactor = make_redactor(cfg)
+    writer = VersionWriter(
+        cfg.dataset, "curated", parents=[raw["id"]], producer=producer,
+        config_hash=config_hash(cfg.curation), rows_per_file=cfg.curation.rows_per_file,
+        extra={"upstream_counts": {raw["id"]: raw["counts"]}},
+    )
+    try:
+        Curator(cfg.curation, redactor=redactor, progress=progress).run(
+            records_from_batches(iter_batches(store, raw)), writer
+        )
+        return writer.finish(store, partition=partition)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _source_for(path: Path) -> FilesSource:
+    name = _NAME.sub("_", path.stem).strip("_") or "input"
+    return FilesSource(name=name, paths=[str(path)], required=True, meta_fields=[])
+
+
+def curate_paths(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: PipelineConfig,
+    *,
+    redactor: Any | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Collect and curate local files in one pass into the version folder ``out_dir``."""
+    from llmops.curate.pipeline import Curator
+
+    paths = [Path(p) for p in inputs]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"input not found: {', '.join(missing)}")
+    files: list[Path] = []
+    for p in paths:
+        files.extend(sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])
+    sources = []
+    used: dict[str, int] = {}
+    for f in files:
+        src = _source_for(f.resolve())
+        used[src.name] = used.get(src.name, 0) + 1
+        if used[src.name] > 1:
+            src.name = f"{src.name}_{used[src.name]}"
+        sources.append(src)
+    if redactor is None:
+        redactor = make_redactor(cfg)
+    ctx = CollectContext(base_dir=Path.cwd(), max_input_chars=cfg.curation.normalize.max_input_chars)
+    writer = VersionWriter(
+        cfg.dataset, "curated", producer={"kind": "cli", "inputs": [str(f) for f in files]},
+        config_hash=config_hash(cfg.curation), rows_per_file=cfg.curation.rows_per_file,
+    )
+    try:
+        Curator(cfg.curation, redactor=redactor, progress=progress).run(collect(sources, ctx), writer)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish_to_dir(Path(out_dir))

@@ -1,0 +1,335 @@
+"""Immutable, content-addressed dataset versions.
+
+Layout in the object store::
+
+    datasets/<dataset>/<stage>/versions/<version_id>/manifest.json
+                                                    data/part-00000.parquet ...
+                                                    quarantine/part-00000.parquet ...
+    datasets/<dataset>/<stage>/partitions/<partition>.json   -> {"version_id": ...}
+
+A version's id is a hash of its content (data and quarantine file hashes, schema, parents,
+config hash and counts) – not of when or by whom it was produced – so re-running a partition on
+the same input and config yields the same id and writes nothing new. Files are staged locally and
+published with the manifest last; the partition pointer is replaced afterwards, so a re-run of a
+partition replaces that partition's version without duplicating anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llmops.records import Quarantined, Record, quarantine_schema, record_schema
+from llmops.storage import ObjectStore
+
+__all__ = [
+    "Counts",
+    "CountsMismatchError",
+    "VersionWriter",
+    "iter_batches",
+    "latest_for_partition",
+    "local_data_files",
+    "read_manifest",
+    "version_prefix",
+]
+
+FORMAT_VERSION = 1
+
+
+class CountsMismatchError(RuntimeError):
+    """``input != kept + duplicates + filtered + quarantined`` – a record was lost or double counted."""
+
+
+@dataclass
+class Counts:
+    input: int = 0
+    kept: int = 0
+    duplicates: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)
+    quarantined: Counter[str] = field(default_factory=Counter)
+    pii: Counter[str] = field(default_factory=Counter)  # entity type -> occurrences redacted
+    pii_records: int = 0
+
+    def check(self) -> None:
+        total = self.kept + sum(self.duplicates.values()) + sum(self.filtered.values())
+        total += sum(self.quarantined.values())
+        if total != self.input:
+            raise CountsMismatchError(
+                f"input={self.input} but kept+duplicates+filtered+quarantined={total}: {self.as_dict()}"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "kept": self.kept,
+            "duplicates": sum(self.duplicates.values()),
+            "filtered": sum(self.filtered.values()),
+            "quarantined": sum(self.quarantined.values()),
+            "by_reason": {
+                "duplicates": dict(sorted(self.duplicates.items())),
+                "filtered": dict(sorted(self.filtered.items())),
+                "quarantined": dict(sorted(self.quarantined.items())),
+            },
+        }
+
+
+def version_prefix(dataset: str, stage: str, version_id: str) -> str:
+    return f"datasets/{dataset}/{stage}/versions/{version_id}"
+
+
+def partition_key(dataset: str, stage: str, partition: str) -> str:
+    safe = partition.replace("/", "_").replace(":", "-")
+    return f"datasets/{dataset}/{stage}/partitions/{safe}.json"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _RotatingParquet:
+    """Writes rows to ``part-NNNNN.parquet`` files of at most ``rows_per_file`` rows."""
+
+    def __init__(self, folder: Path, schema: Any, rows_per_file: int) -> None:
+        self.folder = folder
+        self.schema = schema
+        self.rows_per_file = rows_per_file
+        self.files: list[tuple[Path, int]] = []
+        self._writer: Any = None
+        self._rows_in_file = 0
+
+    def _open(self) -> None:
+        import pyarrow.parquet as pq
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"part-{len(self.files):05d}.parquet"
+        self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.files.append((path, 0))
+        self._rows_in_file = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+
+        start = 0
+        while start < len(rows):
+            if self._writer is None or self._rows_in_file >= self.rows_per_file:
+                self.close()
+                self._open()
+            take = min(len(rows) - start, self.rows_per_file - self._rows_in_file)
+            table = pa.Table.from_pylist(rows[start : start + take], schema=self.schema)
+            self._writer.write_table(table)
+            self._rows_in_file += take
+            path, n = self.files[-1]
+            self.files[-1] = (path, n + take)
+            start += take
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def finish(self) -> list[tuple[Path, int]]:
+        if not self.files:  # always leave one (empty) file so readers see the schema
+            self._open()
+        self.close()
+        return self.files
+
+
+class VersionWriter:
+    """Streams records and quarantine entries into a staged version, then publishes it."""
+
+    def __init__(
+        self,
+        dataset: str,
+        stage: str,
+        *,
+        parents: Iterable[str] = (),
+        producer: dict[str, Any] | None = None,
+        config_hash: str = "",
+        rows_per_file: int = 200_000,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.stage = stage
+        self.parents = sorted(set(parents))
+        self.producer = producer or {"kind": "library"}
+        self.config_hash = config_hash
+        self.extra = extra or {}
+        self.counts = Counts()
+        self._tmp = Path(tempfile.mkdtemp(prefix="llmops-version-"))
+        self._data = _RotatingParquet(self._tmp / "data", record_schema(), rows_per_file)
+        self._quarantine = _RotatingParquet(self._tmp / "quarantine", quarantine_schema(), rows_per_file)
+        self._ids: set[str] = set()
+
+    # -- streaming -----------------------------------------------------------------------------
+    def add_records(self, records: list[Record]) -> None:
+        if not records:
+            return
+        self.counts.pii_records += sum(1 for rec in records if rec.pii)
+        self.counts.kept += len(records)
+        self._data.write([r.to_row() for r in records])
+
+    def add_quarantined(self, items: list[Quarantined], category: str = "quarantined") -> None:
+        """Keep rejected inputs beside the version. ``category`` is the manifest counter they count
+        under: ``quarantined`` (unusable input), ``filtered`` (quality/language) or ``duplicates``."""
+        if not items:
+            return
+        counter: Counter[str] = getattr(self.counts, category)
+        for item in items:
+            counter[item.reason] += 1
+        self._quarantine.write([q.to_row() for q in items])
+
+    # -- publishing ----------------------------------------------------------------------------
+    def finish(self, store: ObjectStore, *, partition: str | None = None) -> dict[str, Any]:
+        """Validate counts, compute the content id, publish (idempotent) and return the manifest."""
+        manifest = self._seal(partition)
+        version_id = manifest["id"]
+        prefix = version_prefix(self.dataset, self.stage, version_id)
+        try:
+            store.publish_dir(self._tmp, prefix, last="manifest.json")
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        published = read_manifest(store, self.dataset, self.stage, version_id)
+        if partition is not None:
+            pointer = {"version_id": version_id, "partition": partition, "producer": self.producer}
+            store.write_bytes(
+                partition_key(self.dataset, self.stage, partition),
+                json.dumps(pointer, indent=2, sort_keys=True).encode(),
+            )
+        return published
+
+    def finish_to_dir(self, out_dir: Path) -> dict[str, Any]:
+        """Publish the version as the folder ``out_dir`` itself (``llmops curate --out DIR``).
+
+        An existing version there is replaced atomically (renamed aside, then removed); a folder
+        holding anything else is refused rather than overwritten.
+        """
+        out_dir = Path(out_dir).resolve()
+        if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
+            self.abort()
+            raise FileExistsError(f"{out_dir} is not empty and holds no dataset version; choose another --out")
+        manifest = self._seal(None)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+        old = out_dir.parent / f".{out_dir.name}.old-{manifest['content_sha256'][:8]}"
+        try:
+            shutil.copytree(self._tmp, staging, dirs_exist_ok=True)
+            if out_dir.exists():
+                os.rename(out_dir, old)
+            os.rename(staging, out_dir)
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
+        return manifest
+
+    def _seal(self, partition: str | None) -> dict[str, Any]:
+        """Close the files, check the counts and write ``manifest.json`` into the staging folder."""
+        self.counts.check()
+        data_files = self._data.finish()
+        q_files = self._quarantine.finish()
+
+        def describe(files: list[tuple[Path, int]]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "path": p.relative_to(self._tmp).as_posix(),
+                    "sha256": _sha256_file(p),
+                    "rows": n,
+                    "bytes": p.stat().st_size,
+                }
+                for p, n in files
+            ]
+
+        files = describe(data_files)
+        quarantine = describe(q_files)
+        schema = [{"name": f.name, "type": str(f.type)} for f in record_schema()]
+        counts = self.counts.as_dict()
+        identity = {
+            "format_version": FORMAT_VERSION,
+            "dataset": self.dataset,
+            "stage": self.stage,
+            "parents": self.parents,
+            "config_hash": self.config_hash,
+            "schema": schema,
+            "files": [(f["path"], f["sha256"]) for f in files],
+            "quarantine_files": [(f["path"], f["sha256"]) for f in quarantine],
+            "counts": counts,
+        }
+        content = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        version_id = f"{self.stage}-{content[:16]}"
+        manifest = {
+            "id": version_id,
+            "content_sha256": content,
+            "format_version": FORMAT_VERSION,
+            "dataset": self.dataset,
+            "stage": self.stage,
+            "parents": self.parents,
+            "producer": self.producer,
+            "partition": partition,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config_hash": self.config_hash,
+            "schema": schema,
+            "files": files,
+            "quarantine_files": quarantine,
+            "counts": counts,
+            "pii": {"entities": dict(sorted(self.counts.pii.items())), "records": self.counts.pii_records},
+            "validations": [],
+            **self.extra,
+        }
+        (self._tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        return manifest
+
+    def abort(self) -> None:
+        self._data.close()
+        self._quarantine.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- reading
+def read_manifest(store: ObjectStore, dataset: str, stage: str, version_id: str) -> dict[str, Any]:
+    return json.loads(store.read_bytes(f"{version_prefix(dataset, stage, version_id)}/manifest.json"))
+
+
+def latest_for_partition(store: ObjectStore, dataset: str, stage: str, partition: str) -> str | None:
+    key = partition_key(dataset, stage, partition)
+    if not store.exists(key):
+        return None
+    return str(json.loads(store.read_bytes(key))["version_id"])
+
+
+def local_data_files(
+    store: ObjectStore, manifest: dict[str, Any], *, which: str = "files", cache_dir: Path | None = None
+) -> list[Path]:
+    """Local paths of a version's Parquet files (downloaded to ``cache_dir`` for remote stores)."""
+    prefix = version_prefix(manifest["dataset"], manifest["stage"], manifest["id"])
+    out = []
+    for entry in manifest[which]:
+        key = f"{prefix}/{entry['path']}"
+        local = store.local_path(key)
+        if local is None:
+            base = cache_dir or Path(tempfile.gettempdir()) / "llmops-cache"
+            local = base / key
+            if not local.exists() or _sha256_file(local) != entry["sha256"]:
+                store.download(key, local)
+        out.append(local)
+    return out
+
+
+def iter_batches(store: ObjectStore, manifest: dict[str, Any], *, which: str = "files") -> Iterator[Any]:
+    """Stream a version's rows as pyarrow RecordBatches."""
+    import pyarrow.parquet as pq
+
+    for path in local_data_files(store, manifest, which=which):
+        yield from pq.ParquetFile(path).iter_batches()

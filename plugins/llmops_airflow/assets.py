@@ -1,0 +1,16 @@
+"""Assets the pipeline's DAGs produce and consume (one per dataset stage)."""
+
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import Asset
+
+DATASET = os.environ.get("LLMOPS_DATASET", "support_messages")
+
+#: A curated dataset version was published; the event's extra carries version id and counts.
+CURATED_DATASET = Asset(
+    name=f"llmops.{DATASET}.curated",
+    uri=f"llmops://datasets/{DATASET}/curated",
+    group="llmops",
+)

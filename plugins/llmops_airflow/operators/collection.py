@@ -1,0 +1,137 @@
+"""Operators for the collection side: collect sources into a raw version, curate it.
+
+Both return a small JSON-able summary as their XCom (version id, counts) – never records, text or
+secrets – and are idempotent: a retry or a backfill of the same partition writes the same
+content-addressed version and replaces the partition's pointer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+PROJECT_DIR = Path(os.environ.get("LLMOPS_PROJECT_DIR", Path(__file__).resolve().parents[2]))
+DEFAULT_CONFIG = "include/config/collection.yaml"
+
+
+def resolve_config_path(path: str | None) -> Path | None:
+    """A config path from a task argument: relative paths are under the project folder."""
+    path = (path or os.environ.get("LLMOPS_CONFIG") or "").strip()
+    if not path:
+        return None
+    p = Path(path)
+    return p if p.is_absolute() else PROJECT_DIR / p
+
+
+def producer_from_context(context: Context) -> dict[str, Any]:
+    ti = context["ti"]
+    return {
+        "kind": "airflow",
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "partition": context.get("ds"),
+    }
+
+
+def summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version_id": manifest["id"],
+        "dataset": manifest["dataset"],
+        "stage": manifest["stage"],
+        "partition": manifest.get("partition"),
+        "parents": manifest["parents"],
+        "counts": manifest["counts"],
+        "pii": manifest.get("pii", {}),
+    }
+
+
+class _ConfiguredOperator(BaseOperator):
+    template_fields: Sequence[str] = ("config_path", "partition")
+
+    def __init__(self, *, config_path: str | None = DEFAULT_CONFIG, partition: str = "{{ ds }}",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_path = config_path
+        self.partition = partition
+
+    def load_config(self) -> Any:
+        from llmops.config import load_config
+
+        path = resolve_config_path(self.config_path)
+        self.log.info("config: %s", path or "embedded defaults")
+        return load_config(path)
+
+    def open_store(self, cfg: Any) -> Any:
+        from llmops_airflow.hooks.store import ObjectStoreHook
+
+        return ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+
+
+class CollectSourcesOperator(_ConfiguredOperator):
+    """Reads every configured source for ``partition`` into a ``raw`` dataset version."""
+
+    ui_color = "#e3f2fd"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from llmops.collect import CollectContext
+        from llmops.secrets import resolve_secret
+        from llmops.stages import collect_raw
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+
+        def s3_factory(conn_id: str | None, endpoint_url: str | None) -> Any:
+            from llmops_airflow.hooks.store import ObjectStoreHook
+
+            return ObjectStoreHook("s3://unused", conn_id, endpoint_url)._s3_client()
+
+        ctx = CollectContext(secret_resolver=resolve_secret, s3_client_factory=s3_factory)
+        manifest = collect_raw(cfg, store=store, partition=self.partition,
+                               producer=producer_from_context(context), ctx=ctx)
+        out = summary(manifest)
+        self.log.info("raw version %s: %s", out["version_id"], out["counts"])
+        return out
+
+
+class CurateDatasetOperator(_ConfiguredOperator):
+    """Curates a ``raw`` version (normalise, filter, dedup, PII) into a ``curated`` version.
+
+    When the task has outlets, the first one's asset event carries the version id and counts.
+    """
+
+    template_fields: Sequence[str] = ("config_path", "partition", "raw_version_id")
+    ui_color = "#e8f5e9"
+
+    def __init__(self, *, raw_version_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.raw_version_id = raw_version_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from llmops.stages import curate_version
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+
+        def progress(counts: dict[str, Any]) -> None:
+            self.log.info("progress: %s records in, %s kept (%s docs/s)", counts["input"], counts["kept"],
+                          counts.get("docs_per_s"))
+
+        manifest = curate_version(cfg, store=store, raw_version_id=self.raw_version_id,
+                                  partition=self.partition, producer=producer_from_context(context),
+                                  progress=progress)
+        out = summary(manifest)
+        self.log.info("curated version %s: %s; PII %s", out["version_id"], out["counts"], out["pii"])
+        for outlet in self.outlets or []:
+            context["outlet_events"][outlet].extra = {
+                "version_id": out["version_id"],
+                "dataset": out["dataset"],
+                "partition": out["partition"],
+                "parents": out["parents"],
+                "counts": {k: v for k, v in out["counts"].items() if k != "by_reason"},
+            }
+        return out

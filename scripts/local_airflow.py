@@ -1,0 +1,291 @@
+"""Run the project on a local, embedded Airflow: ``make demo`` and ``make up``.
+
+    python scripts/local_airflow.py demo [--home DIR] [--days 3] [--keep-running]
+    python scripts/local_airflow.py up   [--home DIR]
+
+Both start ``airflow standalone`` (API server + UI, scheduler, DAG processor, triggerer;
+SQLite metadata DB, LocalExecutor) in its own process group with the project's ``dags/`` and
+``plugins/``, after generating the seeded sample corpus and starting a small local HTTP server
+that plays the role of the support-ticket API. ``demo`` then backfills ``llm_data_collection``
+over the sample days through the scheduler, waits for the runs and prints what was produced.
+Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+DAG_ID = "llm_data_collection"
+
+
+def free_port(preferred: int | None = None) -> int:
+    if preferred:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+def serve_folder(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve ``folder`` on 127.0.0.1 (the simulated support API); returns (server, base URL)."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def airflow_env(home: Path, port: int, api_url: str) -> dict[str, str]:
+    af = home / "airflow"
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(af),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{af}/airflow.db",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            "LLMOPS_HOME": str(home),
+            "LLMOPS_PROJECT_DIR": str(ROOT),
+            "LLMOPS_SUPPORT_API": api_url,
+            "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+def run(cmd: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, env=env, check=check, text=True, capture_output=True)
+
+
+class Standalone:
+    """``airflow standalone`` in its own process group, stopped as a whole."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.log_path = Path(env["AIRFLOW_HOME"]) / "standalone.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = env["AIRFLOW__API__BASE_URL"]
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([str(VENV_BIN / "airflow"), "standalone"], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/api/v2/monitor/health", timeout=5) as resp:
+                    health = json.load(resp)
+                states = {k: (v or {}).get("status") for k, v in health.items()}
+                last = str(states)
+                if all(states.get(k) == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")):
+                    return
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(2)
+        raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s (last: {last}); see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def password(self) -> str:
+        path = Path(self.env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+        try:
+            return str(json.loads(path.read_text()).get("admin", "?"))
+        except (OSError, ValueError):
+            return f"(see {path})"
+
+
+def sample_days(n: int, today: date | None = None) -> list[str]:
+    """The last ``n`` complete days (the partitions a daily DAG has data for)."""
+    today = today or datetime.now(UTC).date()
+    return [(today - timedelta(days=i)).isoformat() for i in range(n, 0, -1)]
+
+
+def prepare(home: Path, days: list[str], records_per_day: int) -> None:
+    sys.path.insert(0, str(ROOT / "include"))
+    from llmops.sampledata import generate
+
+    marker = home / "sample_manifest.json"
+    if not marker.exists() or json.loads(marker.read_text()).get("days") != days:
+        generate(home, seed=0, records_per_day=records_per_day, days=tuple(days))
+
+
+def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
+    out = run([str(VENV_BIN / "airflow"), "dags", "list-runs", DAG_ID, "-o", "json"], env, check=False)
+    try:
+        return list(json.loads(out.stdout or "[]"))
+    except ValueError:
+        return []
+
+
+def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(ROOT / "include"))
+    from llmops.storage import LocalStore
+    from llmops.versions import latest_for_partition, read_manifest
+
+    store = LocalStore(home / "store")
+    rows = []
+    for day in days:
+        vid = latest_for_partition(store, "support_messages", "curated", day)
+        if vid is None:
+            rows.append({"partition": day, "version_id": None})
+            continue
+        m = read_manifest(store, "support_messages", "curated", vid)
+        rows.append({"partition": day, "version_id": vid, "parents": m["parents"], "counts": m["counts"],
+                     "pii": m["pii"], "path": str(store.local_path(f"datasets/support_messages/curated/versions/{vid}"))})
+    return rows
+
+
+def demo(args: argparse.Namespace) -> int:
+    home = Path(args.home).resolve()
+    days = sample_days(args.days)
+    t0 = time.monotonic()
+    print(f"demo: sample corpus for {days[0]} .. {days[-1]} in {home}")
+    prepare(home, days, args.records_per_day)
+    server, api_url = serve_folder(home / "api")
+    port = free_port(args.port)
+    env = airflow_env(home, port, api_url)
+    run([str(VENV_BIN / "airflow"), "db", "migrate"], env)
+    af = Standalone(env)
+    print(f"demo: starting Airflow (standalone, SQLite, LocalExecutor) on {af.base}")
+    af.start()
+    try:
+        af.wait_healthy()
+        run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env)
+        run([str(VENV_BIN / "airflow"), "dags", "unpause", DAG_ID], env)
+        print(f"demo: backfilling {DAG_ID} for {days[0]} .. {days[-1]} through the scheduler")
+        run([str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID, "--from-date", days[0],
+             "--to-date", days[-1], "--reprocess-behavior", "completed"], env)
+        deadline = time.monotonic() + args.timeout
+        wanted = set(days)
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            runs = [r for r in list_runs(env) if str(r.get("logical_date", ""))[:10] in wanted]
+            done = {str(r["logical_date"])[:10] for r in runs if r.get("state") in ("success", "failed")}
+            if done >= wanted:
+                break
+            time.sleep(5)
+        states = {str(r["logical_date"])[:10]: r.get("state") for r in runs}
+        print(f"demo: runs {json.dumps(states, sort_keys=True)}")
+        summary = summarize(home, days)
+        for row in summary:
+            if row["version_id"] is None:
+                print(f"  {row['partition']}: no curated version")
+                continue
+            c = row["counts"]
+            print(f"  {row['partition']}: {row['version_id']} (from {', '.join(row['parents'])}) input {c['input']}"
+                  f" = kept {c['kept']} + duplicates {c['duplicates']} + filtered {c['filtered']}"
+                  f" + quarantined {c['quarantined']}; PII redacted {sum(row['pii']['entities'].values())}")
+        print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
+        print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
+        (home / "demo_summary.json").write_text(json.dumps({"runs": states, "versions": summary}, indent=2))
+        ok = all(states.get(d) == "success" for d in days) and all(r["version_id"] for r in summary)
+        print(f"demo: {'OK' if ok else 'FAILED'} in {time.monotonic() - t0:.0f}s")
+        if args.keep_running and ok:
+            print("demo: Airflow keeps running; Ctrl-C to stop")
+            with contextlib.suppress(KeyboardInterrupt):
+                af.proc.wait()  # type: ignore[union-attr]
+        return 0 if ok else 1
+    finally:
+        af.stop()
+        server.shutdown()
+
+
+def up(args: argparse.Namespace) -> int:
+    home = Path(args.home).resolve()
+    days = sample_days(args.days)
+    prepare(home, days, args.records_per_day)
+    server, api_url = serve_folder(home / "api")
+    port = free_port(args.port)
+    env = airflow_env(home, port, api_url)
+    run([str(VENV_BIN / "airflow"), "db", "migrate"], env)
+    af = Standalone(env)
+    af.start()
+    try:
+        af.wait_healthy()
+        run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env)
+        print(f"Airflow UI: {af.base}  user: admin  password: {af.password()}")
+        print(f"LLMOPS_HOME={home}; sample partitions {days[0]} .. {days[-1]}; Ctrl-C to stop")
+        with contextlib.suppress(KeyboardInterrupt):
+            af.proc.wait()  # type: ignore[union-attr]
+    finally:
+        af.stop()
+        server.shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name, fn in (("demo", demo), ("up", up)):
+        p = sub.add_parser(name)
+        p.add_argument("--home", default=os.environ.get("LLMOPS_HOME", str(ROOT / ".llmops")))
+        p.add_argument("--days", type=int, default=3)
+        p.add_argument("--records-per-day", type=int, default=200)
+        p.add_argument("--port", type=int, default=8080)
+        p.add_argument("--timeout", type=float, default=900)
+        p.add_argument("--keep-running", action="store_true")
+        p.set_defaults(func=fn)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

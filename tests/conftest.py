@@ -1,0 +1,131 @@
+"""Test-wide setup: an isolated Airflow home and LLMOps home, offline guards, shared fixtures.
+
+Environment variables are set at import time, before anything imports Airflow, so every test
+(and every subprocess it starts) uses a throw-away SQLite metadata DB and object store.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_TMP = Path(tempfile.mkdtemp(prefix="llmops-tests-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_TMP / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_TMP}/airflow/airflow.db",
+        "LLMOPS_HOME": str(_TMP / "home"),
+        "LLMOPS_PROJECT_DIR": str(ROOT),
+        "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+)
+(_TMP / "airflow").mkdir(parents=True, exist_ok=True)
+(_TMP / "home").mkdir(parents=True, exist_ok=True)
+
+
+# --------------------------------------------------------------------------- offline guard
+_real_connect = socket.socket.connect
+
+
+def _is_local(address: object) -> bool:
+    if not isinstance(address, tuple):
+        return True  # unix sockets
+    host = str(address[0])
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    if not _is_local(address):
+        raise OSError(f"test tried to reach the network: {address!r} (tests must run offline)")
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded sample corpus (small), generated once per session."""
+    from llmops.sampledata import generate
+
+    out = tmp_path_factory.mktemp("sample")
+    generate(out, seed=7, records_per_day=120, days=("2026-11-25", "2026-11-26"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def redactor():
+    """The default Presidio redactor (loads the spaCy pipeline once: ~10 s)."""
+    from llmops.config import PIIConfig
+    from llmops.privacy.pii import PIIRedactor
+
+    return PIIRedactor(PIIConfig())
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture()
+def serve_dir() -> Iterator[object]:
+    """Start a static HTTP server on 127.0.0.1 for a folder; returns a function folder -> base URL."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(folder: Path, handler: type[http.server.BaseHTTPRequestHandler] | None = None) -> str:
+        h = handler or functools.partial(_QuietHandler, directory=str(folder))
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), h)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}"
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB for tests that run DAGs in-process (``dag.test()``)."""
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, text=True,
+                   env=dict(os.environ))
+    return Path(os.environ["AIRFLOW_HOME"])
