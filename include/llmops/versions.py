@@ -237,7 +237,11 @@ class VersionWriter:
 
     def _seal(self, partition: str | None) -> dict[str, Any]:
         """Close the files, check the counts and write ``manifest.json`` into the staging folder."""
-        self.counts.check()
+        try:
+            self.counts.check()
+        except CountsMismatchError:
+            self.abort()
+            raise
         data_files = self._data.finish()
         q_files = self._quarantine.finish()
 

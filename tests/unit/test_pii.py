@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from llmops.config import CustomRecognizer, PIIConfig, PatternSpec
+from llmops.config import CustomRecognizer, PatternSpec, PIIConfig
 from llmops.privacy.pii import PIIRedactor, pseudonym
 
 pytestmark = pytest.mark.slow
@@ -88,3 +88,14 @@ def test_custom_regex_deny_list_and_allow_list():
 def test_unknown_spacy_model_names_the_key():
     with pytest.raises(RuntimeError, match="pii.spacy_model"):
         PIIRedactor(PIIConfig(spacy_model="xx_not_installed_model"))
+
+
+def test_worker_pool_gives_the_same_result():
+    texts = [f"customer {i} wrote from user{i}@example.com about card 4111 1111 1111 1111" for i in range(40)]
+    single = PIIRedactor(PIIConfig(spacy_model="blank")).redact_batch(texts)
+    pooled = PIIRedactor(PIIConfig(spacy_model="blank", n_process=2))
+    try:
+        assert [r.text for r in pooled.redact_batch(texts)] == [r.text for r in single]
+        assert pooled._pool is not None  # really ran in the pool
+    finally:
+        pooled.close()

@@ -115,6 +115,14 @@ def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
     return registry
 
 
+_WORKER: PIIRedactor | None = None
+
+
+def _redact_in_worker(texts: list[str]) -> list[PIIResult]:
+    assert _WORKER is not None
+    return _WORKER._redact_local(texts)
+
+
 class PIIRedactor:
     """Analyze + anonymize batches of texts according to a :class:`PIIConfig`.
 
@@ -152,6 +160,7 @@ class PIIRedactor:
             )
         finally:
             presidio_log.setLevel(level)
+        self._pool: Any = None
         self._allow = [re.compile(re.escape(term), re.IGNORECASE) for term in cfg.allow_list]
         self.anonymizer = AnonymizerEngine()
         self.operators = self._operators()
@@ -185,7 +194,7 @@ class PIIRedactor:
         """Presidio findings per text (``RecognizerResult`` lists)."""
         out = []
         pipe = self.nlp_engine.process_batch(
-            texts=list(texts), language="en", batch_size=self.cfg.batch_size, n_process=self.cfg.n_process
+            texts=list(texts), language="en", batch_size=self.cfg.batch_size, n_process=1
         )
         for text, artifacts in pipe:
             out.append(
@@ -209,6 +218,37 @@ class PIIRedactor:
         return [f for f in findings if not any(s <= f.start and f.end <= e for s, e in spans)]
 
     def redact_batch(self, texts: Sequence[str]) -> list[PIIResult]:
+        """Redact ``texts`` (order kept). With ``n_process > 1`` the batch is split over a
+        persistent pool of forked workers that share the already-loaded engine."""
+        workers = self.cfg.n_process
+        if workers > 1 and len(texts) >= 2 * workers:
+            step = -(-len(texts) // (workers * 2))
+            chunks = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
+            return [r for part in self._get_pool().map(_redact_in_worker, chunks) for r in part]
+        return self._redact_local(texts)
+
+    def _get_pool(self) -> Any:
+        global _WORKER
+        if self._pool is None:
+            import multiprocessing
+
+            _WORKER = self  # inherited by the forked workers: no model reload
+            self._pool = multiprocessing.get_context("fork").Pool(self.cfg.n_process)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _redact_local(self, texts: Sequence[str]) -> list[PIIResult]:
         results = []
         for text, findings in zip(texts, self.analyze_batch(texts), strict=True):
             if findings and self._allow:
@@ -221,4 +261,4 @@ class PIIRedactor:
         return results
 
     def redact(self, text: str) -> PIIResult:
-        return self.redact_batch([text])[0]
+        return self._redact_local([text])[0]

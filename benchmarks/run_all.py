@@ -1,0 +1,97 @@
+"""Run every benchmark (one run, same machine), then write the figures where the README shows them.
+
+    python benchmarks/run_all.py [--quick]
+
+Results: ``benchmarks/results/*.json`` and ``benchmarks/results/SUMMARY.md``; the README's
+Performance section (between the ``bench:start`` / ``bench:end`` markers) is replaced with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = ROOT / "benchmarks/results"
+
+
+def run(script: str, *args: str) -> dict:
+    out = RES / (script.replace("bench_", "").replace(".py", "") + ".json")
+    print(f"bench: {script} {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--out", str(out), *args], check=True)
+    return json.loads(out.read_text())
+
+
+def render(cur: dict, dedup: dict, parse: dict, mem: dict) -> str:
+    d = cur["docs_per_s"]
+    r = cur["ratios"]
+    lines = [
+        f"Measured by `make bench` on {datetime.now(UTC).date()} ({mem.get('machine', '') or platform.machine()}, "
+        f"{cur['machine']['cpus']} CPUs, Python {cur['machine']['python']}); raw numbers in `benchmarks/results/`.",
+        "",
+        "| what | docs/s | ratio |",
+        "|---|---:|---:|",
+        f"| Presidio per-document analyze + anonymize loop (baseline a) | {d['presidio_per_doc_loop']} | 1.00 |",
+        f"| spaCy `nlp.pipe`, same full pipeline, no Presidio (limit b) | {d['spacy_nlp_pipe_full_pipeline']} | "
+        f"{d['spacy_nlp_pipe_full_pipeline'] / d['presidio_per_doc_loop']:.2f} |",
+        f"| `llmops` curation incl. PII, 1 process | {d['llmops_curate_1_process']} | {r['curate_vs_presidio_loop']:.2f} |",
+        f"| `llmops` curation incl. PII, `pii.n_process: 2` | {d['llmops_curate_2_processes']} | "
+        f"{r['curate_2proc_vs_presidio_loop']:.2f} |",
+        "",
+        f"Curation with PII runs at {r['curate_vs_nlp_pipe_limit']:.2f}x (1 process) and "
+        f"{r['curate_2proc_vs_nlp_pipe_limit']:.2f}x (2 processes) of the raw `nlp.pipe` limit "
+        f"({cur['docs']} seeded short documents; the baseline loop on {cur['baseline_docs']}).",
+        "",
+        f"Near-duplicate detection, {dedup['docs']} docs, threshold {dedup['threshold']}, {dedup['num_perm']} "
+        f"permutations: `llmops` {dedup['llmops']['docs_per_s']:.0f} docs/s (recall {dedup['llmops']['recall']:.3f}, "
+        f"precision {dedup['llmops']['precision']:.3f}) vs datasketch {dedup['datasketch']['docs_per_s']:.0f} docs/s "
+        f"(recall {dedup['datasketch']['recall']:.3f}, precision {dedup['datasketch']['precision']:.3f}): "
+        f"**{dedup['speedup']:.1f}x**.",
+        "",
+        "DAG parse time (fresh interpreter, median, beyond `import airflow.sdk` = "
+        f"{parse['import_airflow_sdk_s']:.2f} s): "
+        + ", ".join(f"`{k}` {v['median_s']:.3f} s (heavy modules: {v['heavy_modules'] or 'none'})"
+                    for k, v in parse["files"].items()) + ".",
+        "",
+        f"Memory: curating {mem['docs']:,} short documents (PII off) peaked at "
+        f"{mem['curate_no_pii']['peak_rss_mib']:.0f} MiB RSS ({mem['curate_no_pii']['docs_per_s']:.0f} docs/s) vs "
+        f"{mem['curate_no_pii_tenth']['peak_rss_mib']:.0f} MiB for a tenth of them "
+        f"(x{mem['ratios']['rss_growth_for_10x_docs']:.2f} for 10x the input) and "
+        f"{mem['pandas_load_only']['peak_rss_mib']:.0f} MiB just to load the input with pandas; input file "
+        f"{mem['input_bytes'] / 2**20:.0f} MiB."
+        + (f" With PII on {mem['curate_with_pii']['docs']:,} documents: "
+           f"{mem['curate_with_pii']['peak_rss_mib']:.0f} MiB." if "curate_with_pii" in mem else ""),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = ap.parse_args()
+    RES.mkdir(parents=True, exist_ok=True)
+    q = args.quick
+    cur = run("bench_curation.py", "--docs", "600" if q else "3000", "--baseline-docs", "200" if q else "1000")
+    dedup = run("bench_dedup.py", "--docs", "2000" if q else "20000")
+    parse = run("bench_parse.py", "--repeat", "2" if q else "5")
+    mem = run("bench_memory.py", "--docs", "20000" if q else "1000000", "--pii-docs", "1000" if q else "20000")
+    text = render(cur, dedup, parse, mem)
+    (RES / "SUMMARY.md").write_text(text + "\n")
+    readme = ROOT / "README.md"
+    body = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in body and end in body and not q:
+        head, rest = body.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
