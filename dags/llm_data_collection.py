@@ -9,7 +9,8 @@ Daily collection of support messages into a **curated, PII-redacted dataset vers
 2. **curate** – normalise, quality-filter, language-filter, exact + near (MinHash LSH) dedup, and
    Presidio PII redaction → a `curated` version whose asset event carries its id and counts.
 
-Each run processes only its own partition, so backfills are safe (`airflow backfill create
+Each run processes only its own partition (its logical date, or the `partition` param of a manual
+run), so backfills are safe (`airflow backfill create
 --dag-id llm_data_collection --from-date ... --to-date ...`) and re-running a partition writes the
 same content-addressed version. Set the `config_path` param to use another config file.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag
+from airflow.sdk import CronDataIntervalTimetable, Param, dag
 
 from llmops_airflow.assets import CURATED_DATASET
 from llmops_airflow.operators.collection import (
@@ -30,7 +31,9 @@ from llmops_airflow.operators.collection import (
 
 @dag(
     dag_id="llm_data_collection",
-    schedule="@daily",
+    # classic data intervals: the run for [D, D+1) starts after midnight of D+1 and its
+    # logical date (`ds`) is D, the partition it processes
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=3,
@@ -46,18 +49,20 @@ from llmops_airflow.operators.collection import (
     params={
         "config_path": Param(DEFAULT_CONFIG, type="string",
                              description="Pipeline config, relative to the project folder or absolute."),
+        "partition": Param(None, type=["null", "string"], format="date",
+                           description="Process this partition (YYYY-MM-DD) instead of the run's logical date."),
     },
 )
 def llm_data_collection() -> None:
     collect = CollectSourcesOperator(
         task_id="collect",
         config_path="{{ params.config_path }}",
-        partition="{{ ds }}",
+        partition="{{ params.partition or ds }}",
     )
     curate = CurateDatasetOperator(
         task_id="curate",
         config_path="{{ params.config_path }}",
-        partition="{{ ds }}",
+        partition="{{ params.partition or ds }}",
         raw_version_id="{{ ti.xcom_pull(task_ids='collect')['version_id'] }}",
         outlets=[CURATED_DATASET],
     )

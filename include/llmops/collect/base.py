@@ -50,7 +50,11 @@ class CollectContext:
     s3_client_factory: Callable[[str | None, str | None], Any] | None = None
 
     def substitute(self, template: str) -> str:
-        return template.replace("{partition}", self.partition or "").replace("{ds}", self.partition or "")
+        """Expand ``${VAR}`` from the environment and ``{partition}`` / ``{ds}`` from the run."""
+        from llmops.config import expand_vars
+
+        out = expand_vars(template)
+        return out.replace("{partition}", self.partition or "").replace("{ds}", self.partition or "")
 
 
 def _iso(value: Any) -> str | None:

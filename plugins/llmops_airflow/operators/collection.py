@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-PROJECT_DIR = Path(os.environ.get("LLMOPS_PROJECT_DIR", Path(__file__).resolve().parents[2]))
+PROJECT_DIR = Path(os.environ.get("LLMOPS_PROJECT_DIR", Path(__file__).resolve().parents[3]))
 DEFAULT_CONFIG = "include/config/collection.yaml"
 
 
