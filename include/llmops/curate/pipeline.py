@@ -106,7 +106,8 @@ class Curator:
             writer.add_quarantined(dups, "duplicates")
             batch = kept
         if self.redactor is not None and batch:
-            for rec, res in zip(batch, self.redactor.redact_batch([r.text for r in batch]), strict=True):
+            results = self.redactor.redact_batch([r.text for r in batch], [r.lang for r in batch])
+            for rec, res in zip(batch, results, strict=True):
                 rec.text = res.text
                 rec.pii = sorted(res.entities)
                 writer.counts.pii.update(res.entities)

@@ -118,9 +118,9 @@ def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
 _WORKER: PIIRedactor | None = None
 
 
-def _redact_in_worker(texts: list[str]) -> list[PIIResult]:
+def _redact_in_worker(chunk: tuple[list[str], list[str | None]]) -> list[PIIResult]:
     assert _WORKER is not None
-    return _WORKER._redact_local(texts)
+    return _WORKER._redact_local(*chunk)
 
 
 class PIIRedactor:
@@ -217,15 +217,21 @@ class PIIRedactor:
             return findings
         return [f for f in findings if not any(s <= f.start and f.end <= e for s, e in spans)]
 
-    def redact_batch(self, texts: Sequence[str]) -> list[PIIResult]:
-        """Redact ``texts`` (order kept). With ``n_process > 1`` the batch is split over a
-        persistent pool of forked workers that share the already-loaded engine."""
+    def redact_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[PIIResult]:
+        """Redact ``texts`` (order kept). ``langs`` are the texts' detected languages: NER findings
+        in a language the spaCy pipeline was not trained for (``pii.ner_languages``) are only
+        trusted when every word is capitalised (names, places) – an English model tags ordinary
+        Spanish words as PERSON otherwise. Pattern findings are language independent.
+
+        With ``n_process > 1`` the batch is split over a persistent pool of forked workers that
+        share the already-loaded engine."""
+        langs_l = list(langs) if langs is not None else [None] * len(texts)
         workers = self.cfg.n_process
         if workers > 1 and len(texts) >= 2 * workers:
             step = -(-len(texts) // (workers * 2))
-            chunks = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
+            chunks = [(list(texts[i : i + step]), langs_l[i : i + step]) for i in range(0, len(texts), step)]
             return [r for part in self._get_pool().map(_redact_in_worker, chunks) for r in part]
-        return self._redact_local(texts)
+        return self._redact_local(texts, langs_l)
 
     def _get_pool(self) -> Any:
         global _WORKER
@@ -248,11 +254,25 @@ class PIIRedactor:
         except Exception:
             pass
 
-    def _redact_local(self, texts: Sequence[str]) -> list[PIIResult]:
+    def _foreign_ner_guard(self, text: str, findings: list[Any]) -> list[Any]:
+        kept = []
+        for f in findings:
+            if f.entity_type in NER_ENTITIES:
+                words = [w for w in text[f.start : f.end].split() if w[:1].isalpha()]
+                if not words or not all(w[0].isupper() for w in words):
+                    continue
+            kept.append(f)
+        return kept
+
+    def _redact_local(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[PIIResult]:
         results = []
-        for text, findings in zip(texts, self.analyze_batch(texts), strict=True):
+        langs = langs if langs is not None else [None] * len(texts)
+        ner_langs = set(self.cfg.ner_languages)
+        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts), strict=True):
             if findings and self._allow:
                 findings = self._drop_allowed(text, findings)
+            if findings and lang is not None and lang not in ner_langs:
+                findings = self._foreign_ner_guard(text, findings)
             if not findings:
                 results.append(PIIResult(text, Counter()))
                 continue
@@ -260,5 +280,5 @@ class PIIRedactor:
             results.append(PIIResult(anon.text, Counter(item.entity_type for item in anon.items)))
         return results
 
-    def redact(self, text: str) -> PIIResult:
-        return self._redact_local([text])[0]
+    def redact(self, text: str, lang: str | None = None) -> PIIResult:
+        return self._redact_local([text], [lang])[0]
