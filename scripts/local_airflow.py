@@ -90,6 +90,7 @@ def airflow_env(home: Path, port: int, api_url: str) -> dict[str, str]:
             "HF_DATASETS_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONWARNINGS": "ignore",
         }
     )
     return env
@@ -158,6 +159,10 @@ def sample_days(n: int, today: date | None = None) -> list[str]:
     return [(today - timedelta(days=i)).isoformat() for i in range(n, 0, -1)]
 
 
+def _next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
 def prepare(home: Path, days: list[str], records_per_day: int) -> None:
     sys.path.insert(0, str(ROOT / "include"))
     from llmops.sampledata import generate
@@ -169,8 +174,10 @@ def prepare(home: Path, days: list[str], records_per_day: int) -> None:
 
 def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
     out = run([str(VENV_BIN / "airflow"), "dags", "list-runs", DAG_ID, "-o", "json"], env, check=False)
+    text = out.stdout or ""
+    start = text.find("[{")  # warnings may be printed before the JSON
     try:
-        return list(json.loads(out.stdout or "[]"))
+        return list(json.loads(text[start:])) if start >= 0 else []
     except ValueError:
         return []
 
@@ -188,7 +195,9 @@ def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
             rows.append({"partition": day, "version_id": None})
             continue
         m = read_manifest(store, "support_messages", "curated", vid)
+        raw_counts = m.get("upstream_counts", {}).get(m["parents"][0]) if m["parents"] else None
         rows.append({"partition": day, "version_id": vid, "parents": m["parents"], "counts": m["counts"],
+                     "raw_counts": raw_counts,
                      "pii": m["pii"], "path": str(store.local_path(f"datasets/support_messages/curated/versions/{vid}"))})
     return rows
 
@@ -211,8 +220,11 @@ def demo(args: argparse.Namespace) -> int:
         run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env)
         run([str(VENV_BIN / "airflow"), "dags", "unpause", DAG_ID], env)
         print(f"demo: backfilling {DAG_ID} for {days[0]} .. {days[-1]} through the scheduler")
-        run([str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID, "--from-date", days[0],
-             "--to-date", days[-1], "--reprocess-behavior", "completed"], env)
+        # the window covers whole data intervals: day D is the interval [D, D+1), so the window
+        # ends the day after the last partition. Runs that already exist (the scheduler's own
+        # latest run) are left as they are.
+        run([str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID,
+             "--from-date", days[0], "--to-date", _next_day(days[-1])], env)
         deadline = time.monotonic() + args.timeout
         wanted = set(days)
         runs: list[dict[str, Any]] = []
@@ -230,9 +242,13 @@ def demo(args: argparse.Namespace) -> int:
                 print(f"  {row['partition']}: no curated version")
                 continue
             c = row["counts"]
-            print(f"  {row['partition']}: {row['version_id']} (from {', '.join(row['parents'])}) input {c['input']}"
-                  f" = kept {c['kept']} + duplicates {c['duplicates']} + filtered {c['filtered']}"
-                  f" + quarantined {c['quarantined']}; PII redacted {sum(row['pii']['entities'].values())}")
+            raw = row["raw_counts"]
+            bad = ", ".join(f"{k} {v}" for k, v in raw["by_reason"]["quarantined"].items()) or "none"
+            print(f"  {row['partition']}: collected {raw['input']} records into {row['parents'][0]}, "
+                  f"{raw['quarantined']} quarantined ({bad})")
+            print(f"  {'':10}  curated {row['version_id']}: {c['input']} = kept {c['kept']} + duplicates "
+                  f"{c['duplicates']} + filtered {c['filtered']} + quarantined {c['quarantined']}; "
+                  f"PII redacted {sum(row['pii']['entities'].values())} ({len(row['pii']['entities'])} types)")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
         print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
         (home / "demo_summary.json").write_text(json.dumps({"runs": states, "versions": summary}, indent=2))
@@ -284,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--keep-running", action="store_true")
         p.set_defaults(func=fn)
     args = parser.parse_args(argv)
+    # a terminated demo still stops Airflow's whole process group (the `finally` blocks)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return int(args.func(args))
 
 
