@@ -445,7 +445,7 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def config_hash(model: BaseModel) -> str:
+def config_hash(model: Any) -> str:
     """Stable sha256 of a config section (part of a dataset version's identity)."""
     payload = json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()

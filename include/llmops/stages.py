@@ -18,6 +18,7 @@ from typing import Any
 
 from llmops.collect import CollectContext, collect
 from llmops.config import FilesSource, PipelineConfig, config_hash
+from llmops.records import Quarantined, Record
 from llmops.storage import ObjectStore, open_store
 from llmops.versions import VersionWriter, iter_batches, read_manifest
 
@@ -59,11 +60,11 @@ def collect_raw(
         config_hash=config_hash(_SourcesView(cfg)), rows_per_file=cfg.curation.rows_per_file,
     )
     try:
-        batch = []
-        quarantined = []
+        batch: list[Record] = []
+        quarantined: list[Quarantined] = []
         for item in collect(cfg.sources, ctx):
             writer.counts.input += 1
-            if hasattr(item, "reason"):
+            if isinstance(item, Quarantined):
                 quarantined.append(item)
             else:
                 batch.append(item)

@@ -91,7 +91,7 @@ def _csv(path: Path, cfg: Any, ctx: CollectContext, name: str) -> Iterator[Item]
         for row in reader:
             loc = f"{name}:{reader.line_num}"
             if None in row:  # more fields than the header
-                extra = row.pop(None)  # type: ignore[call-overload]
+                extra = row.pop(None)
                 yield Quarantined(cfg.name, loc, "malformed_csv_row",
                                   detail=f"{len(extra)} more fields than the header",
                                   raw=json.dumps(row, ensure_ascii=False, default=str)[:4000])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import Literal
 
 __all__ = ["dedup_key", "normalize_text"]
 
@@ -15,7 +16,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 _ALL_WS = re.compile(r"\s+")
 
 
-def normalize_text(text: str, *, form: str = "NFKC", strip_control: bool = True,
+def normalize_text(text: str, *, form: Literal["NFC", "NFKC"] = "NFKC", strip_control: bool = True,
                    collapse_whitespace: bool = True) -> str:
     """Normalise Unicode (NFC/NFKC), drop control characters, collapse runs of spaces.
 

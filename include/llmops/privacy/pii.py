@@ -72,7 +72,7 @@ def _load_spacy(model: str) -> Any:
 def _nlp_engine(model: str) -> Any:
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
-    class _FastSpacyEngine(SpacyNlpEngine):  # type: ignore[misc]
+    class _FastSpacyEngine(SpacyNlpEngine):
         """Presidio's spaCy engine over a preloaded, trimmed pipeline."""
 
         def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
@@ -87,7 +87,7 @@ def _nlp_engine(model: str) -> Any:
                               "WORK_OF_ART", "LAW", "LANGUAGE", "EVENT", "FAC", "TIME", "DATE"],
         ),
     )
-    engine.nlp = {"en": _load_spacy(model)}
+    engine.nlp = {"en": _load_spacy(model)}  # type: ignore[assignment]
     return engine
 
 
@@ -106,9 +106,9 @@ def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
             PatternRecognizer(
                 supported_entity=spec.entity,
                 name=spec.name,
-                patterns=patterns or None,
-                deny_list=spec.deny_list or None,
-                context=spec.context or None,
+                patterns=patterns or None,  # type: ignore[arg-type]
+                deny_list=spec.deny_list or None,  # type: ignore[arg-type]
+                context=spec.context or None,  # type: ignore[arg-type]
                 supported_language="en",
             )
         )
@@ -116,6 +116,12 @@ def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
 
 
 _WORKER: PIIRedactor | None = None
+
+
+def _init_worker(cfg: dict[str, Any], key: bytes | None) -> None:
+    global _WORKER
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    _WORKER = PIIRedactor(PIIConfig.model_validate(cfg), key_resolver=lambda _ref: (key or b"").decode())
 
 
 def _redact_in_worker(chunk: tuple[list[str], list[str | None]]) -> list[PIIResult]:
@@ -223,8 +229,7 @@ class PIIRedactor:
         trusted when every word is capitalised (names, places) – an English model tags ordinary
         Spanish words as PERSON otherwise. Pattern findings are language independent.
 
-        With ``n_process > 1`` the batch is split over a persistent pool of forked workers that
-        share the already-loaded engine."""
+        With ``n_process > 1`` the batch is split over a persistent pool of worker processes."""
         langs_l = list(langs) if langs is not None else [None] * len(texts)
         workers = self.cfg.n_process
         if workers > 1 and len(texts) >= 2 * workers:
@@ -234,13 +239,22 @@ class PIIRedactor:
         return self._redact_local(texts, langs_l)
 
     def _get_pool(self) -> Any:
-        global _WORKER
+        """Worker processes, started with ``spawn``: forking a process that runs threads (an Airflow
+        task, a test runner) can deadlock the child on a lock held at fork time. Each worker
+        builds its own engine once (~10 s); the pseudonym key is handed over in memory."""
         if self._pool is None:
             import multiprocessing
 
-            _WORKER = self  # inherited by the forked workers: no model reload
-            self._pool = multiprocessing.get_context("fork").Pool(self.cfg.n_process)
+            cfg = self.cfg.model_copy(update={"n_process": 1})
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                self.cfg.n_process, initializer=_init_worker, initargs=(cfg.model_dump(mode="json"), self._key)
+            )
         return self._pool
+
+    def warm_up(self) -> None:
+        """Start the worker pool (when ``n_process > 1``) and wait until every worker is ready."""
+        if self.cfg.n_process > 1:
+            self._get_pool().map(_redact_in_worker, [(["warm up"], [None])] * self.cfg.n_process, chunksize=1)
 
     def close(self) -> None:
         if self._pool is not None:
