@@ -58,6 +58,11 @@ def _summary(manifest: dict[str, Any], where: str) -> str:
     pii = manifest.get("pii", {}).get("entities", {})
     if pii:
         lines.append("  PII redacted: " + ", ".join(f"{k} {v}" for k, v in pii.items()))
+    for v in manifest.get("validations", []):
+        state = "passed" if v["success"] else f"{v['failed_expectations']} expectation(s) failed"
+        moved = f", {v['quarantined_rows']} rows quarantined" if v.get("quarantined_rows") else ""
+        docs = f"; Data Docs {where}/{v['data_docs']}" if v.get("data_docs") else ""
+        lines.append(f"  quality gate {v['suite']} ({v['policy']}): {state}{moved}{docs}")
     return "\n".join(lines)
 
 
@@ -146,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        from llmops.quality.gate import GateFailedError
+
+        if isinstance(exc, GateFailedError):  # one line: every failed expectation, `;`-separated
+            print(f"llmops: error: {'; '.join(line.strip() for line in str(exc).splitlines())}", file=sys.stderr)
+            return 1
         msg = str(exc).splitlines()[0] if str(exc) else ""
         print(f"llmops: error: {type(exc).__name__}: {msg}", file=sys.stderr)
         return 1

@@ -289,6 +289,26 @@ class CurationConfig(_Model):
     rows_per_file: int = Field(default=200_000, ge=1, description="Rows per Parquet data file.")
 
 
+class GateConfig(_Model):
+    """One quality gate: which suite, and what happens when it fails."""
+
+    enabled: bool = True
+    suite: str = Field(description="Suite name under include/expectations (e.g. curated) or a YAML path.")
+    policy: Literal["fail", "warn", "quarantine"] = Field(
+        description="fail: the task fails; warn: record and continue; quarantine: move failing rows aside."
+    )
+
+
+class QualityConfig(_Model):
+    """Great Expectations gates run before a version is published."""
+
+    enabled: bool = True
+    data_docs: bool = Field(default=True, description="Build Data Docs and publish them with the version.")
+    raw: GateConfig = Field(default_factory=lambda: GateConfig(suite="raw", policy="fail"))
+    curated: GateConfig = Field(default_factory=lambda: GateConfig(suite="curated", policy="quarantine"))
+    params: dict[str, Any] = Field(default_factory=dict, description="Extra $parameters for suites.")
+
+
 class PipelineConfig(_Model):
     """The whole configuration of the pipeline (one file; every section optional)."""
 
@@ -299,6 +319,7 @@ class PipelineConfig(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     curation: CurationConfig = Field(default_factory=CurationConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
     @field_validator("sources")
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 
 from llmops.collect import CollectContext, collect
 from llmops.config import FilesSource, PipelineConfig, config_hash
+from llmops.quality.apply import gate_writer
 from llmops.records import Quarantined, Record
 from llmops.storage import ObjectStore, open_store
 from llmops.versions import VersionWriter, iter_batches, read_manifest
@@ -76,6 +77,7 @@ def collect_raw(
                 quarantined = []
         writer.add_records(batch)
         writer.add_quarantined(quarantined)
+        gate_writer(writer, cfg, "raw")
         return writer.finish(store, partition=partition)
     except BaseException:
         writer.abort()
@@ -120,6 +122,7 @@ def curate_version(
         Curator(cfg.curation, redactor=redactor, progress=progress).run(
             records_from_batches(iter_batches(store, raw)), writer
         )
+        gate_writer(writer, cfg, "curated")
         return writer.finish(store, partition=partition)
     except BaseException:
         writer.abort()
@@ -169,6 +172,7 @@ def curate_paths(
     )
     try:
         Curator(cfg.curation, redactor=redactor, progress=progress).run(collect(sources, ctx), writer)
+        gate_writer(writer, cfg, "curated", sources=[s.name for s in sources])
     except BaseException:
         writer.abort()
         raise

@@ -172,6 +172,8 @@ class VersionWriter:
         self._data = _RotatingParquet(self._tmp / "data", record_schema(), rows_per_file)
         self._quarantine = _RotatingParquet(self._tmp / "quarantine", quarantine_schema(), rows_per_file)
         self._ids: set[str] = set()
+        self.validations: list[dict[str, Any]] = []
+        self._docs: dict[str, Path] = {}
 
     # -- streaming -----------------------------------------------------------------------------
     def add_records(self, records: list[Record]) -> None:
@@ -190,6 +192,61 @@ class VersionWriter:
         for item in items:
             counter[item.reason] += 1
         self._quarantine.write([q.to_row() for q in items])
+
+    # -- quality gates -------------------------------------------------------------------------
+    def staged_frame(self, columns: list[str] | None = None) -> Any:
+        """The rows staged so far as one pandas DataFrame (for a quality gate)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._data.close()
+        tables = [pq.read_table(p, columns=columns) for p, _ in self._data.files]
+        if not tables:
+            schema = record_schema()
+            return schema.empty_table().select(columns or schema.names).to_pandas()
+        return pa.concat_tables(tables).to_pandas()
+
+    def move_to_quarantine(self, row_reasons: dict[int, str], stage: str = "gate") -> int:
+        """Move staged rows (positions over the whole version) to the quarantine with their reasons."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._data.close()
+        moved: list[Quarantined] = []
+        offset = 0
+        files = []
+        for path, n in self._data.files:
+            start, offset = offset, offset + n
+            local = sorted(i - start for i in row_reasons if start <= i < start + n)
+            if local:
+                table = pq.read_table(path)
+                keep = [True] * n
+                for i in local:
+                    keep[i] = False
+                mask = pa.array(keep)
+                for i, row in zip(local, table.filter(pa.compute.invert(mask)).to_pylist(), strict=True):
+                    meta = json.loads(row["meta"] or "{}")
+                    moved.append(Quarantined(source=row["source"], location=str(meta.get("location", "")),
+                                             reason=row_reasons[i + start], stage=stage, id=row["id"],
+                                             detail="failed a quality gate", raw=row["text"]))
+                    if row.get("pii"):
+                        self.counts.pii_records -= 1
+                table = table.filter(mask)
+                pq.write_table(table, path, compression="zstd")
+                n = table.num_rows
+            files.append((path, n))
+        self._data.files = files
+        self.counts.kept -= len(moved)
+        self.add_quarantined(moved)
+        return len(moved)
+
+    def add_validation(self, entry: dict[str, Any], docs_dir: Path | None = None) -> None:
+        """Record a gate result in the manifest; its Data Docs are published with the version."""
+        if docs_dir is not None and docs_dir.exists():
+            target = self._tmp / "docs" / entry["suite"]
+            shutil.copytree(docs_dir, target, dirs_exist_ok=True)
+            entry = {**entry, "data_docs": f"docs/{entry['suite']}/index.html"}
+        self.validations.append(entry)
 
     # -- publishing ----------------------------------------------------------------------------
     def finish(self, store: ObjectStore, *, partition: str | None = None) -> dict[str, Any]:
@@ -289,7 +346,7 @@ class VersionWriter:
             "quarantine_files": quarantine,
             "counts": counts,
             "pii": {"entities": dict(sorted(self.counts.pii.items())), "records": self.counts.pii_records},
-            "validations": [],
+            "validations": self.validations,
             **self.extra,
         }
         (self._tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))

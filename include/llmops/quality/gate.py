@@ -1,0 +1,220 @@
+"""Run a suite over a DataFrame with Great Expectations and apply the suite's policy.
+
+Policies:
+
+* ``fail`` – any failed expectation fails the gate with one line per failed expectation
+  (name, column, unexpected count);
+* ``warn`` – the result is recorded in the manifest and logged, the run continues;
+* ``quarantine`` – rows failing a row-level expectation are moved to the version's quarantine
+  with ``gx:<expectation>`` as the reason; a failed table-level expectation (row count, ...) still
+  fails, since no row can be moved to fix it.
+
+Data Docs are built by GX's own ``UpdateDataDocsAction`` into a local folder that is published
+with the version. GX's pages load Bootstrap, jQuery and fonts from CDNs; the published copy has
+those references removed and a small inline stylesheet added, so it reads offline (tables and
+results are server-rendered HTML; only sorting/collapsing widgets are lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops.quality.suites import SuiteSpec, build_suite
+
+__all__ = ["GateFailedError", "GateOutcome", "run_gate"]
+
+log = logging.getLogger(__name__)
+
+
+class GateFailedError(RuntimeError):
+    """The data failed a quality gate; the message has one line per failed expectation."""
+
+
+@dataclass
+class GateOutcome:
+    suite: str
+    suite_version: int
+    policy: str
+    success: bool
+    run_id: str
+    evaluated: int
+    rows: int
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    row_reasons: dict[int, str] = field(default_factory=dict)  # row position -> reason (row-level failures)
+    table_failures: list[str] = field(default_factory=list)
+    docs_dir: Path | None = None
+    seconds: float = 0.0
+
+    def failure_lines(self) -> list[str]:
+        return [f"{f['expectation']}({f['column'] or 'table'}): {f['unexpected_count']} unexpected of "
+                f"{f['element_count']}" + (f" e.g. {f['examples']}" if f.get("examples") else "")
+                for f in self.failed]
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "suite_version": self.suite_version,
+            "policy": self.policy,
+            "success": self.success,
+            "gx_run_id": self.run_id,
+            "rows": self.rows,
+            "evaluated_expectations": self.evaluated,
+            "failed_expectations": len(self.failed),
+            "unexpected": [{k: v for k, v in f.items() if k != "examples"} for f in self.failed],
+            "quarantined_rows": len(self.row_reasons) if self.policy == "quarantine" else 0,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _quiet_gx() -> None:
+    # GX logs hundreds of INFO lines when imported after Airflow configured logging
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# resources a browser would fetch on its own: stylesheets, scripts, images from remote hosts
+_CDN = re.compile(r"<(link|script|img)\b[^>]*(href|src)=\"https?://[^\"]*\"[^>]*>(\s*</script>)?", re.IGNORECASE)
+_OFFLINE_CSS = """<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.3rem .5rem;vertical-align:top}
+.alert-danger,.text-danger{color:#b00020}.text-success,.alert-success{color:#1b7a1b}
+.card{border:1px solid #ddd;border-radius:4px;margin:.75rem 0;padding:.5rem}.d-none,.hide{display:none}
+nav,footer{font-size:.85rem;color:#666}code,pre{background:#f5f5f5;padding:0 .2rem}
+</style>"""
+
+
+def make_docs_offline(docs_dir: Path) -> int:
+    """Strip CDN references from GX Data Docs pages and add an inline stylesheet."""
+    n = 0
+    for page in docs_dir.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        cleaned = _CDN.sub("", html)
+        if "</head>" in cleaned and _OFFLINE_CSS not in cleaned:
+            cleaned = cleaned.replace("</head>", _OFFLINE_CSS + "</head>", 1)
+        if cleaned != html:
+            page.write_text(cleaned, encoding="utf-8")
+            n += 1
+    return n
+
+
+# values are shown in Data Docs only for these columns (codes, not people's text)
+EXAMPLE_COLUMNS = {"lang", "source", "label", "stage", "channel"}
+_VALUE_KEYS = ("unexpected_list", "partial_unexpected_list", "partial_unexpected_counts", "unexpected_index_list",
+               "partial_unexpected_index_list", "unexpected_index_query", "unexpected_rows", "observed_value")
+
+
+def _build_docs(context: Any, key: Any, suite_result: Any, docs_dir: Path) -> None:
+    """Build GX Data Docs for one validation from a copy of its result with the row values removed
+    (unexpected values of a text column may be exactly the PII the gate caught)."""
+    import copy
+
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    context.add_data_docs_site(
+        site_name="llmops",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    scrubbed = copy.deepcopy(suite_result)
+    for r in scrubbed.results:
+        cfg = r.expectation_config
+        column = cfg.kwargs.get("column") or (cfg.meta or {}).get("column") if cfg is not None else None
+        if r.result and column not in EXAMPLE_COLUMNS:
+            for k in _VALUE_KEYS:
+                if k in r.result and not (k == "observed_value" and isinstance(r.result[k], int | float)):
+                    r.result.pop(k)
+    context.validation_results_store.set(key, scrubbed)
+    context.build_data_docs(site_names=["llmops"])
+    make_docs_offline(docs_dir)
+
+
+def _run_id(run_id: Any) -> str:
+    """GX run identifier as text: its name if set, else its timestamp."""
+    name = getattr(run_id, "run_name", None)
+    when = getattr(run_id, "run_time", None)
+    return f"{name or 'run'}@{when.isoformat() if when else ''}"
+
+
+def run_gate(df: Any, spec: SuiteSpec, params: dict[str, Any], *, policy: str,
+             docs_dir: Path | None = None, examples: int = 3) -> GateOutcome:
+    """Validate ``df`` (a pandas DataFrame, index reset) against ``spec`` and apply ``policy``.
+
+    Raises :class:`GateFailedError` for ``fail`` (any failure) and for ``quarantine`` when a
+    table-level expectation failed. Otherwise returns the outcome; with ``quarantine`` its
+    ``row_reasons`` are the rows to move.
+    """
+    if policy not in ("fail", "warn", "quarantine"):
+        raise ValueError(f"unknown gate policy {policy!r}; use fail, warn or quarantine")
+    started = time.perf_counter()
+    import great_expectations as gx
+
+    _quiet_gx()
+    df = df.reset_index(drop=True)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("llmops")
+    asset = source.add_dataframe_asset(name=spec.name)
+    batch_def = asset.add_batch_definition_whole_dataframe("version")
+    suite = context.suites.add(build_suite(spec, params))
+    vd = context.validation_definitions.add(gx.ValidationDefinition(name=f"{spec.name}_gate", data=batch_def,
+                                                                    suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"{spec.name}_checkpoint", validation_definitions=[vd], actions=[],
+        result_format={"result_format": "COMPLETE", "partial_unexpected_count": examples},
+    ))
+    result = checkpoint.run(batch_parameters={"dataframe": df})
+    ((result_key, suite_result),) = result.run_results.items()
+    outcome = GateOutcome(
+        suite=spec.name, suite_version=spec.version, policy=policy, success=bool(suite_result.success),
+        run_id=_run_id(result.run_id), evaluated=len(suite_result.results),
+        rows=len(df),
+    )
+    for r in suite_result.results:
+        if r.success:
+            continue
+        cfg = r.expectation_config
+        assert cfg is not None
+        name = (cfg.meta or {}).get("llmops_name") or cfg.type
+        res = r.result or {}
+        indices = res.get("unexpected_index_list")
+        column = cfg.kwargs.get("column") or (cfg.meta or {}).get("column")
+        entry = {
+            "expectation": name,
+            "column": column,
+            "unexpected_count": int(res.get("unexpected_count") or (0 if indices is None else len(indices))),
+            "element_count": int(res.get("element_count") or len(df)),
+        }
+        partial = res.get("partial_unexpected_list")
+        if partial and column in EXAMPLE_COLUMNS:  # never copy people's text (maybe PII) into results
+            entry["examples"] = [str(x)[:80] for x in partial[:examples]]
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            entry["error"] = str(r.exception_info.get("exception_message"))[:300]
+        outcome.failed.append(entry)
+        if indices is None or column is None:
+            outcome.table_failures.append(name)
+            if not entry["unexpected_count"]:
+                entry["unexpected_count"] = 1
+        else:
+            for idx in indices:
+                pos = int(idx["index"] if isinstance(idx, dict) else idx)
+                outcome.row_reasons.setdefault(pos, f"gx:{name}")
+    if docs_dir is not None:
+        _build_docs(context, result_key, suite_result, docs_dir)
+        outcome.docs_dir = docs_dir
+    outcome.seconds = time.perf_counter() - started
+    if not outcome.success:
+        lines = outcome.failure_lines()
+        if policy == "fail" or (policy == "quarantine" and outcome.table_failures):
+            raise GateFailedError(f"quality gate {spec.name!r} failed ({policy}):\n  " + "\n  ".join(lines))
+        for line in lines:
+            log.warning("quality gate %s (%s): %s", spec.name, policy, line)
+    return outcome

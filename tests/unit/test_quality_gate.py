@@ -1,0 +1,142 @@
+"""Great Expectations gates: suites from files, custom expectations, policies, Data Docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from llmops.quality.gate import GateFailedError, make_docs_offline, run_gate
+from llmops.quality.suites import SuiteError, SuiteSpec, load_suite
+
+pytestmark = pytest.mark.slow
+
+PARAMS = {"languages": ["en", "es"], "sources": ["mail", "chat"], "min_chars": 5, "max_chars": 200,
+          "max_input_chars": 1000, "labels": ["billing", "refund"], "min_agreement": 0.6, "min_rows": 1}
+
+
+def _curated(n: int = 6) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [f"r{i}" for i in range(n)],
+        "text": [f"message number {i} about a <EMAIL_ADDRESS> refund" for i in range(n)],
+        "source": ["mail", "chat"] * (n // 2),
+        "lang": ["en"] * n,
+    })
+
+
+def test_project_suites_load_and_resolve():
+    for name in ("raw", "curated", "labeled", "eval"):
+        spec = load_suite(name)
+        assert spec.name == name and spec.version >= 1 and spec.expectations
+        resolved = spec.resolved(PARAMS)
+        assert all(not (isinstance(v, str) and v.startswith("$")) for _, kw in resolved for v in kw.values())
+
+
+def test_suite_errors_are_clear(tmp_path: Path):
+    with pytest.raises(SuiteError, match="not found"):
+        load_suite("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("suite: x\nexpectations:\n  - [1, 2]\n")
+    with pytest.raises(SuiteError, match=r"expectations\[0\]"):
+        load_suite(str(bad))
+    spec = SuiteSpec("x", 1, [("expect_column_values_to_be_in_set", {"column": "lang", "value_set": "$nope"})])
+    with pytest.raises(SuiteError, match=r"\$nope"):
+        spec.resolved(PARAMS)
+
+
+def test_clean_data_passes_and_docs_are_offline(tmp_path: Path):
+    out = run_gate(_curated(), load_suite("curated"), PARAMS, policy="fail", docs_dir=tmp_path / "docs")
+    assert out.success and not out.failed and out.evaluated == 7
+    entry = out.manifest_entry()
+    assert entry["suite"] == "curated" and entry["gx_run_id"] and entry["failed_expectations"] == 0
+    pages = list((tmp_path / "docs").rglob("*.html"))
+    assert pages and (tmp_path / "docs" / "index.html").exists()
+    for page in pages:
+        html = page.read_text()
+        assert "https://" not in re_src(html), page
+    assert make_docs_offline(tmp_path / "docs") == 0  # idempotent
+
+
+def re_src(html: str) -> str:
+    """What a browser loads by itself: every src, and the href of <link> tags (not <a> links)."""
+    import re
+
+    srcs = re.findall(r"\bsrc=\"([^\"]*)\"", html)
+    links = re.findall(r"<link\b[^>]*href=\"([^\"]*)\"", html)
+    return " ".join(srcs + links)
+
+
+def _bad() -> pd.DataFrame:
+    df = _curated(6)
+    df.loc[1, "text"] = "contact me at jane.doe@example.com please"  # residual PII
+    df.loc[2, "lang"] = "fr"  # language not allowed
+    df.loc[3, "id"] = "r0"  # duplicate id (r0 and r3 both fail uniqueness)
+    return df
+
+
+def test_fail_policy_names_each_expectation():
+    with pytest.raises(GateFailedError) as err:
+        run_gate(_bad(), load_suite("curated"), PARAMS, policy="fail")
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("quality gate 'curated' failed (fail)")
+    body = "\n".join(lines[1:])
+    assert "expect_no_residual_pii(text): 1 unexpected of 6" in body
+    assert "expect_column_values_to_be_in_set(lang): 1 unexpected of 6" in body
+    assert "expect_column_values_to_be_unique(id): 2 unexpected of 6" in body
+    assert "jane.doe@example.com" not in str(err.value)  # suspected PII never echoed
+
+
+def test_warn_policy_records_and_continues():
+    out = run_gate(_bad(), load_suite("curated"), PARAMS, policy="warn")
+    assert not out.success and len(out.failed) == 3
+    assert out.manifest_entry()["quarantined_rows"] == 0
+
+
+def test_quarantine_policy_selects_exactly_the_failing_rows():
+    out = run_gate(_bad(), load_suite("curated"), PARAMS, policy="quarantine")
+    assert sorted(out.row_reasons) == [0, 1, 2, 3]
+    assert out.row_reasons[1] == "gx:expect_no_residual_pii"
+    assert out.row_reasons[2] == "gx:expect_column_values_to_be_in_set"
+    assert out.manifest_entry()["quarantined_rows"] == 4
+
+
+def test_quarantine_cannot_fix_table_level_failures():
+    empty = _curated(2).iloc[0:0]
+    with pytest.raises(GateFailedError, match="expect_table_row_count_to_be_between"):
+        run_gate(empty, load_suite("curated"), PARAMS, policy="quarantine")
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("my card <CREDIT_CARD> was charged, mail <EMAIL_ADDRESS>, ssn ***********", True),
+        ("call (415) 736-4821 tomorrow", False),
+        ("card 4111 1111 1111 1111", False),
+        ("iban DE89370400440532013000", False),
+        ("from 203.0.113.9", False),
+        ("ssn 536-22-1234", False),
+        ("order 12345 costs 19.99 EUR, version 1.2.3", True),
+    ],
+)
+def test_no_residual_pii_expectation(text: str, ok: bool):
+    spec = SuiteSpec("pii", 1, [("expect_no_residual_pii", {})])
+    out = run_gate(pd.DataFrame({"text": [text]}), spec, {}, policy="warn")
+    assert out.success is ok
+
+
+def test_label_agreement_expectation():
+    spec = SuiteSpec("labels", 1, [("expect_label_agreement_at_least", {"min_value": 0.7})])
+    df = pd.DataFrame({"agreement": [1.0, 0.8, 0.66, 0.7]})
+    out = run_gate(df, spec, {}, policy="quarantine")
+    assert list(out.row_reasons) == [2] and out.row_reasons[2] == "gx:expect_label_agreement_at_least"
+    assert run_gate(df.iloc[[0, 1, 3]], spec, {}, policy="fail").success
+
+
+def test_data_docs_never_show_text_values(tmp_path: Path):
+    out = run_gate(_bad(), load_suite("curated"), PARAMS, policy="warn", docs_dir=tmp_path / "docs")
+    assert not out.success
+    html = " ".join(p.read_text() for p in (tmp_path / "docs").rglob("*.html"))
+    assert "expect_column_values_to_be_unique" in html or "unique" in html
+    assert "jane.doe@example.com" not in html
+    assert "jane.doe@example.com" not in str(out.manifest_entry())
