@@ -27,7 +27,7 @@ def run(script: str, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
-def render(cur: dict, dedup: dict, parse: dict, mem: dict) -> str:
+def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict) -> str:
     d = cur["docs_per_s"]
     r = cur["ratios"]
     lines = [
@@ -66,6 +66,10 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict) -> str:
         f"{mem['input_bytes'] / 2**20:.0f} MiB."
         + (f" With PII on {mem['curate_with_pii']['docs']:,} documents: "
            f"{mem['curate_with_pii']['peak_rss_mib']:.0f} MiB." if "curate_with_pii" in mem else ""),
+        "",
+        f"Quality gate: the `curated` suite ({gate['expectations']} expectations) through Great Expectations on "
+        f"{gate['rows']:,} rows took {gate['gx_seconds']:.1f} s ({gate['gx_rows_per_s']:,} rows/s); the same checks "
+        f"in plain pandas {gate['pandas_seconds']:.1f} s (GX / pandas time: {gate['ratio_gx_vs_pandas_time']:.2f}).",
     ]
     return "\n".join(lines)
 
@@ -80,7 +84,8 @@ def main() -> int:
     dedup = run("bench_dedup.py", "--docs", "2000" if q else "20000")
     parse = run("bench_parse.py", "--repeat", "2" if q else "5")
     mem = run("bench_memory.py", "--docs", "20000" if q else "1000000", "--pii-docs", "1000" if q else "20000")
-    text = render(cur, dedup, parse, mem)
+    gate = run("bench_gate.py", "--rows", "50000" if q else "1000000")
+    text = render(cur, dedup, parse, mem, gate)
     (RES / "SUMMARY.md").write_text(text + "\n")
     readme = ROOT / "README.md"
     body = readme.read_text()

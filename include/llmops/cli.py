@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         from llmops.quality.gate import GateFailedError
 
         if isinstance(exc, GateFailedError):  # one line: every failed expectation, `;`-separated
-            print(f"llmops: error: {'; '.join(line.strip() for line in str(exc).splitlines())}", file=sys.stderr)
+            head, *rest = str(exc).splitlines()
+            print(f"llmops: error: {head} {'; '.join(line.strip() for line in rest)}", file=sys.stderr)
             return 1
         msg = str(exc).splitlines()[0] if str(exc) else ""
         print(f"llmops: error: {type(exc).__name__}: {msg}", file=sys.stderr)

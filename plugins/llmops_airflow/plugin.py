@@ -1,9 +1,14 @@
-"""Registers the project's Airflow plugin (extra links land here as stages add them)."""
+"""Registers the project's Airflow plugin: the Data Docs link and the app serving Data Docs."""
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from llmops_airflow.docs_app import create_app
+from llmops_airflow.links import DataDocsLink
+
 
 class LLMOpsPlugin(AirflowPlugin):
     name = "llmops"
+    operator_extra_links = [DataDocsLink()]
+    fastapi_apps = [{"app": create_app(), "url_prefix": "/llmops", "name": "LLMOps Data Docs"}]

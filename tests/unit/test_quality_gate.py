@@ -140,3 +140,62 @@ def test_data_docs_never_show_text_values(tmp_path: Path):
     assert "expect_column_values_to_be_unique" in html or "unique" in html
     assert "jane.doe@example.com" not in html
     assert "jane.doe@example.com" not in str(out.manifest_entry())
+
+
+# --------------------------------------------------------------------------- in the pipeline
+def test_curated_version_carries_validation_and_docs(tmp_path: Path, redactor):
+    import json
+
+    from llmops.config import load_config
+    from llmops.stages import curate_paths
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"id": f"m{i}", "text": f"My parcel number {i} has not arrived yet, "
+                                         "please send it again to my home address soon."}) for i in range(5)))
+    m = curate_paths([src], tmp_path / "v", load_config(None), redactor=redactor)
+    (entry,) = m["validations"]
+    assert entry["suite"] == "curated" and entry["policy"] == "quarantine" and entry["success"] is True
+    assert entry["evaluated_expectations"] == 7 and entry["gx_run_id"]
+    assert (tmp_path / "v" / entry["data_docs"]).exists()
+
+
+def test_version_writer_quarantine_moves_exactly_the_failing_rows(tmp_path: Path):
+    from llmops.config import load_config
+    from llmops.quality.apply import gate_writer
+    from llmops.records import Record
+    from llmops.storage import LocalStore
+    from llmops.versions import VersionWriter, iter_batches
+
+    cfg = load_config(None, overrides={"sources": [{"name": "s", "kind": "files", "paths": ["x"]}]})
+    w = VersionWriter("ds", "curated", rows_per_file=3)
+    texts = ["a clean message about my order", "write to bob@example.com now please", "another clean message",
+             "un mensaje limpio sobre mi pedido", "card 4111 1111 1111 1111 was charged", "the last clean one"]
+    w.counts.input = len(texts)
+    w.add_records([Record(id=f"r{i}", text=t, source="s", lang="en") for i, t in enumerate(texts)])
+    entry = gate_writer(w, cfg, "curated")
+    assert entry is not None and entry["success"] is False and entry["quarantined_rows"] == 2
+    m = w.finish(LocalStore(tmp_path))
+    assert m["counts"]["kept"] == 4 and m["counts"]["quarantined"] == 2
+    assert m["counts"]["by_reason"]["quarantined"] == {"gx:expect_no_residual_pii": 2}
+    kept = [r["id"] for b in iter_batches(LocalStore(tmp_path), m) for r in b.to_pylist()]
+    moved = [r for b in iter_batches(LocalStore(tmp_path), m, which="quarantine_files") for r in b.to_pylist()]
+    assert kept == ["r0", "r2", "r3", "r5"] and sorted(r["id"] for r in moved) == ["r1", "r4"]
+    assert all(r["stage"] == "gate" for r in moved)
+    assert m["validations"][0]["unexpected"][0]["expectation"] == "expect_no_residual_pii"
+
+
+def test_fail_policy_in_cli_gives_one_line(tmp_path: Path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "strict.yaml"
+    cfg.write_text("curation:\n  pii: {enabled: false}\nquality:\n  curated: {suite: curated, policy: fail}\n")
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "1", "text": "please write to me at someone@example.com about the refund"}\n')
+    out = tmp_path / "v"
+    res = subprocess.run([str(Path(sys.executable).parent / "llmops"), "curate", str(src), "--out", str(out),
+                          "--config", str(cfg)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert "quality gate 'curated' failed (fail)" in res.stderr
+    assert "expect_no_residual_pii(text): 1 unexpected of 1" in res.stderr
+    assert "someone@example.com" not in res.stderr and not out.exists()

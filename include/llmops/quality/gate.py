@@ -72,9 +72,12 @@ class GateOutcome:
 
 
 def _quiet_gx() -> None:
-    # GX logs hundreds of INFO lines when imported after Airflow configured logging
-    for name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """GX logs hundreds of INFO lines when imported after Airflow configured logging, and some
+    of its modules set their own levels: cap every GX logger at WARNING."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("great_expectations."):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 # resources a browser would fetch on its own: stylesheets, scripts, images from remote hosts

@@ -8,11 +8,14 @@ content-addressed version and replaces the partition's pointer.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+
+from llmops_airflow.links import DATA_DOCS_XCOM_KEY, DataDocsLink
 
 PROJECT_DIR = Path(os.environ.get("LLMOPS_PROJECT_DIR", Path(__file__).resolve().parents[3]))
 DEFAULT_CONFIG = "include/config/collection.yaml"
@@ -47,11 +50,41 @@ def summary(manifest: dict[str, Any]) -> dict[str, Any]:
         "parents": manifest["parents"],
         "counts": manifest["counts"],
         "pii": manifest.get("pii", {}),
+        "validations": [{k: v for k, v in entry.items() if k != "unexpected"}
+                        for entry in manifest.get("validations", [])],
     }
+
+
+def push_docs_link(context: Context, manifest: dict[str, Any], prefix: str | None = None) -> str | None:
+    """Publish the URL of the version's (first) Data Docs page for the task's "Data Docs" link."""
+    from llmops.versions import version_prefix
+    from llmops_airflow.docs_app import docs_url
+
+    docs = next((v["data_docs"] for v in manifest.get("validations", []) if v.get("data_docs")), None)
+    if docs is None:
+        return None
+    base = prefix or version_prefix(manifest["dataset"], manifest["stage"], manifest["id"])
+    url = docs_url(f"{base}/{docs}")
+    context["ti"].xcom_push(key=DATA_DOCS_XCOM_KEY, value=url)
+    return url
+
+
+@contextmanager
+def _no_retry_on_gate_failure() -> Iterator[None]:
+    """A failed quality gate fails the task at once: retrying on the same data cannot pass."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from llmops.quality.gate import GateFailedError
+
+    try:
+        yield
+    except GateFailedError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 class _ConfiguredOperator(BaseOperator):
     template_fields: Sequence[str] = ("config_path", "partition")
+    operator_extra_links = (DataDocsLink(),)
 
     def __init__(self, *, config_path: str | None = DEFAULT_CONFIG, partition: str = "{{ ds }}",
                  **kwargs: Any) -> None:
@@ -91,10 +124,12 @@ class CollectSourcesOperator(_ConfiguredOperator):
             return ObjectStoreHook("s3://unused", conn_id, endpoint_url)._s3_client()
 
         ctx = CollectContext(secret_resolver=resolve_secret, s3_client_factory=s3_factory)
-        manifest = collect_raw(cfg, store=store, partition=self.partition,
-                               producer=producer_from_context(context), ctx=ctx)
+        with _no_retry_on_gate_failure():
+            manifest = collect_raw(cfg, store=store, partition=self.partition,
+                                   producer=producer_from_context(context), ctx=ctx)
         out = summary(manifest)
         self.log.info("raw version %s: %s", out["version_id"], out["counts"])
+        push_docs_link(context, manifest)
         return out
 
 
@@ -121,11 +156,15 @@ class CurateDatasetOperator(_ConfiguredOperator):
             self.log.info("progress: %s records in, %s kept (%s docs/s)", counts["input"], counts["kept"],
                           counts.get("docs_per_s"))
 
-        manifest = curate_version(cfg, store=store, raw_version_id=self.raw_version_id,
-                                  partition=self.partition, producer=producer_from_context(context),
-                                  progress=progress)
+        with _no_retry_on_gate_failure():
+            manifest = curate_version(cfg, store=store, raw_version_id=self.raw_version_id,
+                                      partition=self.partition, producer=producer_from_context(context),
+                                      progress=progress)
         out = summary(manifest)
         self.log.info("curated version %s: %s; PII %s", out["version_id"], out["counts"], out["pii"])
+        url = push_docs_link(context, manifest)
+        if url:
+            self.log.info("Data Docs: %s", url)
         for outlet in self.outlets or []:
             context["outlet_events"][outlet].extra = {
                 "version_id": out["version_id"],
