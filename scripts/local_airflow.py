@@ -97,7 +97,11 @@ def airflow_env(home: Path, port: int, api_url: str) -> dict[str, str]:
 
 
 def run(cmd: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, env=env, check=check, text=True, capture_output=True)
+    out = subprocess.run(cmd, env=env, check=False, text=True, capture_output=True)
+    if check and out.returncode:
+        tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(f"{' '.join(cmd[1:4])} ... exited {out.returncode}:\n{tail}")
+    return out
 
 
 class Standalone:
@@ -197,7 +201,7 @@ def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
         m = read_manifest(store, "support_messages", "curated", vid)
         raw_counts = m.get("upstream_counts", {}).get(m["parents"][0]) if m["parents"] else None
         rows.append({"partition": day, "version_id": vid, "parents": m["parents"], "counts": m["counts"],
-                     "raw_counts": raw_counts,
+                     "raw_counts": raw_counts, "validations": m.get("validations", []),
                      "pii": m["pii"], "path": str(store.local_path(f"datasets/support_messages/curated/versions/{vid}"))})
     return rows
 
@@ -223,8 +227,17 @@ def demo(args: argparse.Namespace) -> int:
         # the window covers whole data intervals: day D is the interval [D, D+1), so the window
         # ends the day after the last partition. Runs that already exist (the scheduler's own
         # latest run) are left as they are.
-        run([str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID,
-             "--from-date", days[0], "--to-date", _next_day(days[-1])], env)
+        backfill = [str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID,
+                    "--from-date", days[0], "--to-date", _next_day(days[-1])]
+        for attempt in range(5):  # the DAG may still be settling in the DB right after start-up
+            try:
+                run(backfill, env)
+                break
+            except RuntimeError as exc:
+                if attempt == 4:
+                    raise
+                print(f"demo: backfill not accepted yet ({str(exc).splitlines()[-1][:120]}); retrying")
+                time.sleep(5)
         deadline = time.monotonic() + args.timeout
         wanted = set(days)
         runs: list[dict[str, Any]] = []
@@ -249,6 +262,10 @@ def demo(args: argparse.Namespace) -> int:
             print(f"  {'':10}  curated {row['version_id']}: {c['input']} = kept {c['kept']} + duplicates "
                   f"{c['duplicates']} + filtered {c['filtered']} + quarantined {c['quarantined']}; "
                   f"PII redacted {sum(row['pii']['entities'].values())} ({len(row['pii']['entities'])} types)")
+            for v in row["validations"]:
+                state = "passed" if v["success"] else f"{v['failed_expectations']} failed"
+                print(f"  {'':10}  quality gate {v['suite']} ({v['policy']}): {state}, "
+                      f"{v.get('quarantined_rows', 0)} rows quarantined; Data Docs {row['path']}/{v.get('data_docs')}")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
         print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
         (home / "demo_summary.json").write_text(json.dumps({"runs": states, "versions": summary}, indent=2))

@@ -26,7 +26,7 @@ def gate_writer(writer: Any, cfg: Any, stage: str, **extra_params: Any) -> dict[
     gate = getattr(quality, stage)
     if not (quality.enabled and gate.enabled):
         return None
-    from llmops.quality.gate import run_gate
+    from llmops.quality.gate import log_to_mlflow, run_gate
 
     spec = load_suite(gate.suite)
     df = writer.staged_frame()
@@ -38,6 +38,7 @@ def gate_writer(writer: Any, cfg: Any, stage: str, **extra_params: Any) -> dict[
             log.warning("quality gate %s moved %s rows to the quarantine", spec.name, moved)
         entry = outcome.manifest_entry()
         writer.add_validation(entry, docs)
+        log_to_mlflow(entry, docs)
     log.info("quality gate %s: success=%s (%s expectations, %.2fs)", spec.name, entry["success"],
              entry["evaluated_expectations"], entry["seconds"])
     return entry

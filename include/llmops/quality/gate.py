@@ -138,6 +138,30 @@ def _build_docs(context: Any, key: Any, suite_result: Any, docs_dir: Path) -> No
     make_docs_offline(docs_dir)
 
 
+def log_to_mlflow(entry: dict[str, Any], docs_dir: Path | None = None) -> bool:
+    """Log a gate result to the active MLflow run, if there is one (a training or evaluation run
+    that validates its inputs). Only counts and the scrubbed Data Docs are logged, never rows."""
+    import sys
+
+    if "mlflow" not in sys.modules:  # nothing imported MLflow, so no run can be active
+        return False
+    import mlflow
+
+    if mlflow.active_run() is None:
+        return False
+    suite = entry["suite"]
+    mlflow.log_metrics({
+        f"gx.{suite}.success": float(entry["success"]),
+        f"gx.{suite}.failed_expectations": float(entry["failed_expectations"]),
+        f"gx.{suite}.quarantined_rows": float(entry.get("quarantined_rows", 0)),
+        f"gx.{suite}.rows": float(entry["rows"]),
+    })
+    mlflow.log_dict(entry, f"quality/{suite}/validation.json")
+    if docs_dir is not None and docs_dir.exists():
+        mlflow.log_artifacts(str(docs_dir), f"quality/{suite}/data_docs")
+    return True
+
+
 def _run_id(run_id: Any) -> str:
     """GX run identifier as text: its name if set, else its timestamp."""
     name = getattr(run_id, "run_name", None)

@@ -38,7 +38,7 @@ def gate_published_version(store: ObjectStore, cfg: Any, *, dataset: str, stage:
     """Validate a published version. Returns ``{"version_id", "validation", "docs_key"}`` where
     ``version_id`` is the successor's id when rows were quarantined, else the input's."""
     from llmops.curate.pipeline import records_from_batches
-    from llmops.quality.gate import run_gate
+    from llmops.quality.gate import log_to_mlflow, run_gate
 
     manifest = read_manifest(store, dataset, stage, version_id)
     spec = load_suite(suite)
@@ -47,6 +47,7 @@ def gate_published_version(store: ObjectStore, cfg: Any, *, dataset: str, stage:
         docs = Path(tmp) / "docs"
         outcome = run_gate(df, spec, suite_params(cfg, **(params or {})), policy=policy, docs_dir=docs)
         entry = outcome.manifest_entry()
+        log_to_mlflow(entry, docs)
         if policy == "quarantine" and outcome.row_reasons:
             writer = VersionWriter(dataset, stage, parents=[version_id], producer=producer,
                                    config_hash=manifest["config_hash"],
