@@ -194,17 +194,16 @@ class VersionWriter:
         self._quarantine.write([q.to_row() for q in items])
 
     # -- quality gates -------------------------------------------------------------------------
-    def staged_frame(self, columns: list[str] | None = None) -> Any:
-        """The rows staged so far as one pandas DataFrame (for a quality gate)."""
-        import pyarrow as pa
+    def staged_frames(self) -> Iterator[Any]:
+        """The rows staged so far, one pandas DataFrame per data file (for a quality gate: memory
+        stays bounded by ``rows_per_file``); one empty frame when nothing is staged."""
         import pyarrow.parquet as pq
 
         self._data.close()
-        tables = [pq.read_table(p, columns=columns) for p, _ in self._data.files]
-        if not tables:
-            schema = record_schema()
-            return schema.empty_table().select(columns or schema.names).to_pandas()
-        return pa.concat_tables(tables).to_pandas()
+        if not self._data.files:
+            yield record_schema().empty_table().to_pandas()
+        for path, _ in self._data.files:
+            yield pq.read_table(path).to_pandas()
 
     def move_to_quarantine(self, row_reasons: dict[int, str], stage: str = "gate") -> int:
         """Move staged rows (positions over the whole version) to the quarantine with their reasons."""

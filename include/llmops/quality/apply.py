@@ -29,10 +29,10 @@ def gate_writer(writer: Any, cfg: Any, stage: str, **extra_params: Any) -> dict[
     from llmops.quality.gate import log_to_mlflow, run_gate
 
     spec = load_suite(gate.suite)
-    df = writer.staged_frame()
+    frames = writer.staged_frames()
     with tempfile.TemporaryDirectory(prefix="llmops-gx-") as tmp:
         docs = Path(tmp) / "docs" if quality.data_docs else None
-        outcome = run_gate(df, spec, suite_params(cfg, **extra_params), policy=gate.policy, docs_dir=docs)
+        outcome = run_gate(frames, spec, suite_params(cfg, **extra_params), policy=gate.policy, docs_dir=docs)
         if gate.policy == "quarantine" and outcome.row_reasons:
             moved = writer.move_to_quarantine(outcome.row_reasons)
             log.warning("quality gate %s moved %s rows to the quarantine", spec.name, moved)

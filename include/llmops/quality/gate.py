@@ -111,9 +111,9 @@ _VALUE_KEYS = ("unexpected_list", "partial_unexpected_list", "partial_unexpected
                "partial_unexpected_index_list", "unexpected_index_query", "unexpected_rows", "observed_value")
 
 
-def _build_docs(context: Any, key: Any, suite_result: Any, docs_dir: Path) -> None:
-    """Build GX Data Docs for one validation from a copy of its result with the row values removed
-    (unexpected values of a text column may be exactly the PII the gate caught)."""
+def _build_docs(context: Any, validated: list[tuple[Any, Any]], docs_dir: Path) -> None:
+    """Build GX Data Docs for the validation(s) from copies of their results with the row values
+    removed (unexpected values of a text column may be exactly the PII the gate caught)."""
     import copy
 
     docs_dir.mkdir(parents=True, exist_ok=True)
@@ -125,15 +125,16 @@ def _build_docs(context: Any, key: Any, suite_result: Any, docs_dir: Path) -> No
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
-    scrubbed = copy.deepcopy(suite_result)
-    for r in scrubbed.results:
-        cfg = r.expectation_config
-        column = cfg.kwargs.get("column") or (cfg.meta or {}).get("column") if cfg is not None else None
-        if r.result and column not in EXAMPLE_COLUMNS:
-            for k in _VALUE_KEYS:
-                if k in r.result and not (k == "observed_value" and isinstance(r.result[k], int | float)):
-                    r.result.pop(k)
-    context.validation_results_store.set(key, scrubbed)
+    for key, suite_result in validated:
+        scrubbed = copy.deepcopy(suite_result)
+        for r in scrubbed.results:
+            cfg = r.expectation_config
+            column = (cfg.kwargs.get("column") or (cfg.meta or {}).get("column")) if cfg is not None else None
+            if r.result and column not in EXAMPLE_COLUMNS:
+                for k in _VALUE_KEYS:
+                    if k in r.result and not (k == "observed_value" and isinstance(r.result[k], int | float)):
+                        r.result.pop(k)
+        context.validation_results_store.set(key, scrubbed)
     context.build_data_docs(site_names=["llmops"])
     make_docs_offline(docs_dir)
 
@@ -162,6 +163,39 @@ def log_to_mlflow(entry: dict[str, Any], docs_dir: Path | None = None) -> bool:
     return True
 
 
+def _collect_failure(r: Any, chunk: Any, offset: int, failed: dict[str, dict[str, Any]], outcome: GateOutcome,
+                     examples: int) -> None:
+    """Fold one expectation result of one chunk into the aggregated outcome."""
+    if r.success:
+        return
+    cfg = r.expectation_config
+    assert cfg is not None
+    name = (cfg.meta or {}).get("llmops_name") or cfg.type
+    key = f"{name}#{(cfg.meta or {}).get('position', name)}"
+    res = r.result or {}
+    indices = res.get("unexpected_index_list")
+    column = cfg.kwargs.get("column") or (cfg.meta or {}).get("column")
+    entry = failed.setdefault(key, {"expectation": name, "column": column, "unexpected_count": 0,
+                                    "element_count": 0})
+    count = int(res.get("unexpected_count") or (0 if indices is None else len(indices)))
+    entry["unexpected_count"] += count
+    entry["element_count"] += int(res.get("element_count") or len(chunk))
+    partial = res.get("partial_unexpected_list")
+    if partial and column in EXAMPLE_COLUMNS and "examples" not in entry:  # never people's text (maybe PII)
+        entry["examples"] = [str(x)[:80] for x in partial[:examples]]
+    if r.exception_info and r.exception_info.get("raised_exception"):
+        entry["error"] = str(r.exception_info.get("exception_message"))[:300]
+    if indices is None or column is None:
+        if name not in outcome.table_failures:
+            outcome.table_failures.append(name)
+        if not count:
+            entry["unexpected_count"] += 1
+    else:
+        for idx in indices:
+            pos = offset + int(idx["index"] if isinstance(idx, dict) else idx)
+            outcome.row_reasons.setdefault(pos, f"gx:{name}")
+
+
 def _run_id(run_id: Any) -> str:
     """GX run identifier as text: its name if set, else its timestamp."""
     name = getattr(run_id, "run_name", None)
@@ -171,21 +205,22 @@ def _run_id(run_id: Any) -> str:
 
 def run_gate(df: Any, spec: SuiteSpec, params: dict[str, Any], *, policy: str,
              docs_dir: Path | None = None, examples: int = 3) -> GateOutcome:
-    """Validate ``df`` (a pandas DataFrame, index reset) against ``spec`` and apply ``policy``.
+    """Validate ``df`` against ``spec`` and apply ``policy``.
 
-    Raises :class:`GateFailedError` for ``fail`` (any failure) and for ``quarantine`` when a
-    table-level expectation failed. Otherwise returns the outcome; with ``quarantine`` its
-    ``row_reasons`` are the rows to move.
+    ``df`` is a pandas DataFrame, or an iterable of DataFrames (a version's data files, one at a
+    time, so memory stays bounded); chunks are validated in one GX context and the outcome is
+    aggregated, row positions counting across chunks. Table-level expectations (row count) are
+    evaluated per chunk. Raises :class:`GateFailedError` for ``fail`` (any failure) and for
+    ``quarantine`` when a table-level expectation failed; otherwise returns the outcome, whose
+    ``row_reasons`` are the rows to move under ``quarantine``.
     """
     if policy not in ("fail", "warn", "quarantine"):
         raise ValueError(f"unknown gate policy {policy!r}; use fail, warn or quarantine")
     started = time.perf_counter()
     import great_expectations as gx
-
-    _quiet_gx()
-    df = df.reset_index(drop=True)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    _quiet_gx()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("llmops")
@@ -198,44 +233,26 @@ def run_gate(df: Any, spec: SuiteSpec, params: dict[str, Any], *, policy: str,
         name=f"{spec.name}_checkpoint", validation_definitions=[vd], actions=[],
         result_format={"result_format": "COMPLETE", "partial_unexpected_count": examples},
     ))
-    result = checkpoint.run(batch_parameters={"dataframe": df})
-    ((result_key, suite_result),) = result.run_results.items()
-    outcome = GateOutcome(
-        suite=spec.name, suite_version=spec.version, policy=policy, success=bool(suite_result.success),
-        run_id=_run_id(result.run_id), evaluated=len(suite_result.results),
-        rows=len(df),
-    )
-    for r in suite_result.results:
-        if r.success:
-            continue
-        cfg = r.expectation_config
-        assert cfg is not None
-        name = (cfg.meta or {}).get("llmops_name") or cfg.type
-        res = r.result or {}
-        indices = res.get("unexpected_index_list")
-        column = cfg.kwargs.get("column") or (cfg.meta or {}).get("column")
-        entry = {
-            "expectation": name,
-            "column": column,
-            "unexpected_count": int(res.get("unexpected_count") or (0 if indices is None else len(indices))),
-            "element_count": int(res.get("element_count") or len(df)),
-        }
-        partial = res.get("partial_unexpected_list")
-        if partial and column in EXAMPLE_COLUMNS:  # never copy people's text (maybe PII) into results
-            entry["examples"] = [str(x)[:80] for x in partial[:examples]]
-        if r.exception_info and r.exception_info.get("raised_exception"):
-            entry["error"] = str(r.exception_info.get("exception_message"))[:300]
-        outcome.failed.append(entry)
-        if indices is None or column is None:
-            outcome.table_failures.append(name)
-            if not entry["unexpected_count"]:
-                entry["unexpected_count"] = 1
-        else:
-            for idx in indices:
-                pos = int(idx["index"] if isinstance(idx, dict) else idx)
-                outcome.row_reasons.setdefault(pos, f"gx:{name}")
+    frames = [df] if hasattr(df, "columns") else df
+    outcome = GateOutcome(suite=spec.name, suite_version=spec.version, policy=policy, success=True, run_id="",
+                          evaluated=0, rows=0)
+    failed: dict[str, dict[str, Any]] = {}
+    validated: list[tuple[Any, Any]] = []
+    for chunk in frames:
+        chunk = chunk.reset_index(drop=True)
+        offset = outcome.rows
+        result = checkpoint.run(batch_parameters={"dataframe": chunk})
+        ((result_key, suite_result),) = result.run_results.items()
+        validated.append((result_key, suite_result))
+        outcome.run_id = outcome.run_id or _run_id(result.run_id)
+        outcome.evaluated = len(suite_result.results)
+        outcome.success = outcome.success and bool(suite_result.success)
+        outcome.rows += len(chunk)
+        for r in suite_result.results:
+            _collect_failure(r, chunk, offset, failed, outcome, examples)
+    outcome.failed = list(failed.values())
     if docs_dir is not None:
-        _build_docs(context, result_key, suite_result, docs_dir)
+        _build_docs(context, validated, docs_dir)
         outcome.docs_dir = docs_dir
     outcome.seconds = time.perf_counter() - started
     if not outcome.success:

@@ -11,25 +11,23 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from llmops.quality.suites import load_suite, suite_params
 from llmops.storage import ObjectStore
-from llmops.versions import VersionWriter, iter_batches, read_manifest, version_prefix
+from llmops.versions import VersionWriter, iter_batches, local_data_files, read_manifest, version_prefix
 
 __all__ = ["gate_published_version"]
 
 
-def _frame(store: ObjectStore, manifest: dict[str, Any]) -> Any:
-    import pyarrow as pa
+def _frames(store: ObjectStore, manifest: dict[str, Any]) -> Iterator[Any]:
+    """One DataFrame per data file of the version (bounded memory)."""
+    import pyarrow.parquet as pq
 
-    batches = list(iter_batches(store, manifest))
-    if not batches:
-        from llmops.records import record_schema
-
-        return record_schema().empty_table().to_pandas()
-    return pa.Table.from_batches(batches).to_pandas()
+    for path in local_data_files(store, manifest):
+        yield pq.read_table(path).to_pandas()
 
 
 def gate_published_version(store: ObjectStore, cfg: Any, *, dataset: str, stage: str, version_id: str,
@@ -42,7 +40,7 @@ def gate_published_version(store: ObjectStore, cfg: Any, *, dataset: str, stage:
 
     manifest = read_manifest(store, dataset, stage, version_id)
     spec = load_suite(suite)
-    df = _frame(store, manifest)
+    df = _frames(store, manifest)
     with tempfile.TemporaryDirectory(prefix="llmops-gx-") as tmp:
         docs = Path(tmp) / "docs"
         outcome = run_gate(df, spec, suite_params(cfg, **(params or {})), policy=policy, docs_dir=docs)
