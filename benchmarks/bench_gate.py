@@ -11,11 +11,12 @@ hand-written vectorised checks of the same seven expectations.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
 from pathlib import Path
+
+from _common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
@@ -83,10 +84,7 @@ def main() -> int:
         "gx_failed": [f["expectation"] for f in outcome.failed],
         "pandas_unexpected": plain,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0
+    return write_result(args.out, result)
 
 
 if __name__ == "__main__":

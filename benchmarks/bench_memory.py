@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 LLMOPS = str(Path(sys.executable).parent / "llmops")
@@ -88,10 +90,7 @@ def main() -> int:
         "curate_rss_vs_pandas_load": round(rss_big / rss_load, 2),
         "curate_rss_vs_input_size": round(rss_big * 2**20 / result["input_bytes"], 2),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0
+    return write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _common import write_result
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ["torch", "transformers", "deepspeed", "presidio_analyzer", "spacy", "great_expectations", "mlflow",
          "datasets", "pandas", "pyarrow"]
@@ -64,10 +66,7 @@ def main() -> int:
         "files": files,
         "ratio_file_vs_sdk_import": {k: round(v["median_s"] / base, 3) for k, v in files.items()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    return 0
+    return write_result(args.out, result)
 
 
 if __name__ == "__main__":

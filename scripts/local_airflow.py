@@ -206,22 +206,32 @@ def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def demo(args: argparse.Namespace) -> int:
+def start_local(args: argparse.Namespace, label: str) -> tuple[Path, list[str], Any, dict[str, str], Standalone]:
+    """Sample corpus, the simulated support API and a healthy `airflow standalone` with the DAGs loaded."""
     home = Path(args.home).resolve()
     days = sample_days(args.days)
-    t0 = time.monotonic()
-    print(f"demo: sample corpus for {days[0]} .. {days[-1]} in {home}")
+    print(f"{label}: sample corpus for {days[0]} .. {days[-1]} in {home}")
     prepare(home, days, args.records_per_day)
     server, api_url = serve_folder(home / "api")
-    port = free_port(args.port)
-    env = airflow_env(home, port, api_url)
+    env = airflow_env(home, free_port(args.port), api_url)
     run([str(VENV_BIN / "airflow"), "db", "migrate"], env)
     af = Standalone(env)
-    print(f"demo: starting Airflow (standalone, SQLite, LocalExecutor) on {af.base}")
+    print(f"{label}: starting Airflow (standalone, SQLite, LocalExecutor) on {af.base}")
     af.start()
     try:
         af.wait_healthy()
         run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env)
+    except BaseException:
+        af.stop()
+        server.shutdown()
+        raise
+    return home, days, server, env, af
+
+
+def demo(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    home, days, server, env, af = start_local(args, "demo")
+    try:
         run([str(VENV_BIN / "airflow"), "dags", "unpause", DAG_ID], env)
         print(f"demo: backfilling {DAG_ID} for {days[0]} .. {days[-1]} through the scheduler")
         # the window covers whole data intervals: day D is the interval [D, D+1), so the window
@@ -282,18 +292,8 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    home = Path(args.home).resolve()
-    days = sample_days(args.days)
-    prepare(home, days, args.records_per_day)
-    server, api_url = serve_folder(home / "api")
-    port = free_port(args.port)
-    env = airflow_env(home, port, api_url)
-    run([str(VENV_BIN / "airflow"), "db", "migrate"], env)
-    af = Standalone(env)
-    af.start()
+    home, days, server, env, af = start_local(args, "up")
     try:
-        af.wait_healthy()
-        run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env)
         print(f"Airflow UI: {af.base}  user: admin  password: {af.password()}")
         print(f"LLMOPS_HOME={home}; sample partitions {days[0]} .. {days[-1]}; Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):
