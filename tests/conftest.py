@@ -129,3 +129,16 @@ def airflow_db() -> Path:
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, text=True,
                    env=dict(os.environ))
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture()
+def s3_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A boto3 S3 client against moto's in-process S3 (dummy credentials, no network)."""
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("s3")

@@ -171,7 +171,6 @@ class VersionWriter:
         self._tmp = Path(tempfile.mkdtemp(prefix="llmops-version-"))
         self._data = _RotatingParquet(self._tmp / "data", record_schema(), rows_per_file)
         self._quarantine = _RotatingParquet(self._tmp / "quarantine", quarantine_schema(), rows_per_file)
-        self._ids: set[str] = set()
         self.validations: list[dict[str, Any]] = []
         self._docs: dict[str, Path] = {}
 

@@ -154,21 +154,14 @@ def test_hf_disk_source(tmp_path: Path):
     assert len(recs) == 1
 
 
-def test_s3_prefix_source(tmp_path: Path, monkeypatch):
-    import boto3
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket="landing")
-        s3.put_object(Bucket="landing", Key="in/dt=2026-11-25/a.jsonl",
-                      Body=b'{"id": "s1", "text": "object store text"}\n{"id": "s2", "text": "tru\n')
-        s3.put_object(Bucket="landing", Key="in/dt=2026-11-26/b.jsonl", Body=b'{"id": "s3", "text": "other day"}\n')
-        cfg = S3Source(name="bucket", uri="s3://landing/in/dt={partition}/")
-        ctx = CollectContext(partition="2026-11-25", s3_client_factory=lambda conn, ep: s3)
-        recs, bad = _run(cfg, ctx)
+def test_s3_prefix_source(tmp_path: Path, s3_client):
+    s3 = s3_client
+    s3.create_bucket(Bucket="landing")
+    s3.put_object(Bucket="landing", Key="in/dt=2026-11-25/a.jsonl",
+                  Body=b'{"id": "s1", "text": "object store text"}\n{"id": "s2", "text": "tru\n')
+    s3.put_object(Bucket="landing", Key="in/dt=2026-11-26/b.jsonl", Body=b'{"id": "s3", "text": "other day"}\n')
+    cfg = S3Source(name="bucket", uri="s3://landing/in/dt={partition}/")
+    ctx = CollectContext(partition="2026-11-25", s3_client_factory=lambda conn, ep: s3)
+    recs, bad = _run(cfg, ctx)
     assert [r.id for r in recs] == ["s1"] and [q.reason for q in bad] == ["malformed_json"]
     assert recs[0].meta["location"].startswith("s3://landing/in/dt=2026-11-25/a.jsonl")

@@ -124,31 +124,24 @@ def test_read_manifest_missing_version(tmp_path: Path):
         read_manifest(LocalStore(tmp_path), "ds", "curated", "curated-0")
 
 
-def test_s3_store_versions_and_partition_pointer(tmp_path: Path, monkeypatch):
+def test_s3_store_versions_and_partition_pointer(tmp_path: Path, s3_client):
     """The same writer against S3 (moto in-process): manifest last, idempotent, readable back."""
-    import boto3
-    from moto import mock_aws
-
     from llmops.storage import S3Store
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="lake")
-        store = open_store("s3://lake/llmops", s3_client=client)
-        assert isinstance(store, S3Store)
-        m1 = _write(store, _records(3))
-        keys = store.list(f"datasets/ds/curated/versions/{m1['id']}")
-        assert f"datasets/ds/curated/versions/{m1['id']}/manifest.json" in keys and len(keys) == 3
-        m2 = _write(store, _records(3), producer={"kind": "retry"})
-        assert m2["id"] == m1["id"] and m2["producer"] == {"kind": "test"}
-        assert latest_for_partition(store, "ds", "curated", "2026-11-25") == m1["id"]
-        rows = [r for b in iter_batches(store, m1) for r in b.to_pylist()]
-        assert [r["id"] for r in rows] == ["r0", "r1", "r2"]
-        assert store.url("x/y") == "s3://lake/llmops/x/y"
-        store.write_bytes("a.json", b"1")
-        assert store.exists("a.json") and not store.exists("b.json")
-        store.delete("a.json")
-        assert not store.exists("a.json")
+    client = s3_client
+    client.create_bucket(Bucket="lake")
+    store = open_store("s3://lake/llmops", s3_client=client)
+    assert isinstance(store, S3Store)
+    m1 = _write(store, _records(3))
+    keys = store.list(f"datasets/ds/curated/versions/{m1['id']}")
+    assert f"datasets/ds/curated/versions/{m1['id']}/manifest.json" in keys and len(keys) == 3
+    m2 = _write(store, _records(3), producer={"kind": "retry"})
+    assert m2["id"] == m1["id"] and m2["producer"] == {"kind": "test"}
+    assert latest_for_partition(store, "ds", "curated", "2026-11-25") == m1["id"]
+    rows = [r for b in iter_batches(store, m1) for r in b.to_pylist()]
+    assert [r["id"] for r in rows] == ["r0", "r1", "r2"]
+    assert store.url("x/y") == "s3://lake/llmops/x/y"
+    store.write_bytes("a.json", b"1")
+    assert store.exists("a.json") and not store.exists("b.json")
+    store.delete("a.json")
+    assert not store.exists("a.json")
