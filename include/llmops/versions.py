@@ -172,7 +172,6 @@ class VersionWriter:
         self._data = _RotatingParquet(self._tmp / "data", record_schema(), rows_per_file)
         self._quarantine = _RotatingParquet(self._tmp / "quarantine", quarantine_schema(), rows_per_file)
         self.validations: list[dict[str, Any]] = []
-        self._docs: dict[str, Path] = {}
 
     # -- streaming -----------------------------------------------------------------------------
     def add_records(self, records: list[Record]) -> None:
