@@ -3,7 +3,7 @@
 
 Daily collection of support messages into a **curated, PII-redacted dataset version**.
 
-1. **collect** – every source in `include/config/collection.yaml` (files, HTTP API, S3, saved
+1. **collect** – every source in `include/config/pipeline.yaml` (files, HTTP API, S3, saved
    `datasets`) for the run's partition (its logical date) → a `raw` version. Unusable input is
    quarantined with its reason.
 2. **curate** – normalise, quality-filter, language-filter, exact + near (MinHash LSH) dedup, and

@@ -142,3 +142,55 @@ def s3_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         yield boto3.client("s3")
+
+
+@pytest.fixture()
+def curated_factory(tmp_path: Path, redactor):
+    """Writes a small curated version (support messages from several sources and languages,
+    redacted like the curate stage does) into a local store; returns (cfg, store, manifest).
+    ``extra_texts`` adds records exactly as given (not redacted)."""
+    import random
+
+    from llmops.config import parse_config
+    from llmops.records import Record
+    from llmops.sampledata import INTENTS, _message
+    from llmops.stages import open_config_store, privacy_summary
+    from llmops.storage import LocalStore
+    from llmops.versions import VersionWriter
+
+    def make(n: int = 40, *, overrides: dict | None = None, extra_texts: dict[str, str] | None = None,
+             privacy: bool = True, truth: dict[str, str] | None = None):
+        data = {"storage": {"root": str(tmp_path / "store")},
+                "annotation": {"selection": {"size": min(n, 20)}, "local": {"truth_path": None}}}
+        for key, value in (overrides or {}).items():
+            section = data.setdefault(key, {})
+            if isinstance(value, dict):
+                for k2, v2 in value.items():
+                    if isinstance(v2, dict) and isinstance(section.get(k2), dict):
+                        section[k2] = {**section[k2], **v2}
+                    else:
+                        section[k2] = v2
+            else:
+                data[key] = value
+        cfg = parse_config(data)
+        store = open_config_store(cfg)
+        assert isinstance(store, LocalStore)
+        rng = random.Random(3)
+        records = []
+        for i in range(n):
+            lang = "es" if i % 4 == 0 else "en"
+            intent = INTENTS[i % len(INTENTS)]
+            rid = f"rec-{i:04d}"
+            if truth is not None:
+                truth[rid] = intent
+            text = redactor.redact(_message(rng, lang, intent, []), lang).text
+            records.append(Record(rid, text, ["email", "chat", "forum"][i % 3], lang,
+                                  meta={"tier": "gold" if i % 5 else "free"}))
+        for rid, text in (extra_texts or {}).items():
+            records.append(Record(rid, text, "email", "en"))
+        writer = VersionWriter(cfg.dataset, "curated", extra={"privacy": privacy_summary(cfg)} if privacy else {})
+        writer.counts.input = len(records)
+        writer.add_records(records)
+        return cfg, store, writer.finish(store, partition="2026-11-25")
+
+    return make

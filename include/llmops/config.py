@@ -20,7 +20,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llmops.annotation.settings import AnnotationConfig
+
 __all__ = [
+    "AnnotationConfig",
     "ConfigError",
     "CurationConfig",
     "DedupConfig",
@@ -306,6 +309,7 @@ class QualityConfig(_Model):
     data_docs: bool = Field(default=True, description="Build Data Docs and publish them with the version.")
     raw: GateConfig = Field(default_factory=lambda: GateConfig(suite="raw", policy="fail"))
     curated: GateConfig = Field(default_factory=lambda: GateConfig(suite="curated", policy="quarantine"))
+    labeled: GateConfig = Field(default_factory=lambda: GateConfig(suite="labeled", policy="quarantine"))
     params: dict[str, Any] = Field(default_factory=dict, description="Extra $parameters for suites.")
 
 
@@ -320,6 +324,7 @@ class PipelineConfig(_Model):
     sources: list[SourceConfig] = Field(default_factory=list)
     curation: CurationConfig = Field(default_factory=CurationConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
 
     @field_validator("sources")
     @classmethod

@@ -23,7 +23,7 @@ from llmops.records import Quarantined, Record
 from llmops.storage import ObjectStore, open_store
 from llmops.versions import VersionWriter, iter_batches, read_manifest
 
-__all__ = ["collect_raw", "curate_paths", "curate_version", "make_redactor", "open_config_store"]
+__all__ = ["collect_raw", "curate_paths", "curate_version", "make_redactor", "open_config_store", "privacy_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,18 @@ def make_redactor(cfg: PipelineConfig, key_resolver: Callable[[str], str] | None
     from llmops.privacy.pii import PIIRedactor
 
     return PIIRedactor(cfg.curation.pii, key_resolver=key_resolver)
+
+
+def privacy_summary(cfg: PipelineConfig) -> dict[str, Any]:
+    """What a curated manifest says about PII handling; exports check it before any text leaves."""
+    pii = cfg.curation.pii
+    return {
+        "pii_redaction": pii.enabled,
+        "entities": sorted(pii.entities) + sorted(r.entity for r in pii.custom_recognizers),
+        "default_operator": pii.default_operator,
+        "operators": dict(sorted(pii.operators.items())),
+        "spacy_model": pii.spacy_model,
+    }
 
 
 def collect_raw(
@@ -116,7 +128,7 @@ def curate_version(
     writer = VersionWriter(
         cfg.dataset, "curated", parents=[raw["id"]], producer=producer,
         config_hash=config_hash(cfg.curation), rows_per_file=cfg.curation.rows_per_file,
-        extra={"upstream_counts": {raw["id"]: raw["counts"]}},
+        extra={"upstream_counts": {raw["id"]: raw["counts"]}, "privacy": privacy_summary(cfg)},
     )
     try:
         Curator(cfg.curation, redactor=redactor, progress=progress).run(
@@ -169,6 +181,7 @@ def curate_paths(
     writer = VersionWriter(
         cfg.dataset, "curated", producer={"kind": "cli", "inputs": [str(f) for f in files]},
         config_hash=config_hash(cfg.curation), rows_per_file=cfg.curation.rows_per_file,
+        extra={"privacy": privacy_summary(cfg)},
     )
     try:
         Curator(cfg.curation, redactor=redactor, progress=progress).run(collect(sources, ctx), writer)

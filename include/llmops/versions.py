@@ -160,7 +160,10 @@ class VersionWriter:
         config_hash: str = "",
         rows_per_file: int = 200_000,
         extra: dict[str, Any] | None = None,
+        schema: Any | None = None,
     ) -> None:
+        """``schema`` extends the record schema for stages that add columns (labels); rows of such
+        a version are written with :meth:`add_rows`."""
         self.dataset = dataset
         self.stage = stage
         self.parents = sorted(set(parents))
@@ -169,7 +172,8 @@ class VersionWriter:
         self.extra = extra or {}
         self.counts = Counts()
         self._tmp = Path(tempfile.mkdtemp(prefix="llmops-version-"))
-        self._data = _RotatingParquet(self._tmp / "data", record_schema(), rows_per_file)
+        self.schema = schema if schema is not None else record_schema()
+        self._data = _RotatingParquet(self._tmp / "data", self.schema, rows_per_file)
         self._quarantine = _RotatingParquet(self._tmp / "quarantine", quarantine_schema(), rows_per_file)
         self.validations: list[dict[str, Any]] = []
 
@@ -180,6 +184,24 @@ class VersionWriter:
         self.counts.pii_records += sum(1 for rec in records if rec.pii)
         self.counts.kept += len(records)
         self._data.write([r.to_row() for r in records])
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Add rows already in the version's (extended) schema, e.g. labeled records."""
+        if not rows:
+            return
+        self.counts.pii_records += sum(1 for row in rows if row.get("pii"))
+        self.counts.kept += len(rows)
+        self._data.write(rows)
+
+    def add_file(self, relpath: str, data: bytes) -> None:
+        """Publish an extra file with the version (an export); it is not part of the content id."""
+        parts = Path(relpath).parts
+        if not parts or Path(relpath).is_absolute() or ".." in parts or parts[0] in {"data", "quarantine"} \
+                or relpath == "manifest.json":
+            raise ValueError(f"cannot add {relpath!r}: use a relative path outside data/ and quarantine/")
+        target = self._tmp / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
     def add_quarantined(self, items: list[Quarantined], category: str = "quarantined") -> None:
         """Keep rejected inputs beside the version. ``category`` is the manifest counter they count
@@ -199,7 +221,7 @@ class VersionWriter:
 
         self._data.close()
         if not self._data.files:
-            yield record_schema().empty_table().to_pandas()
+            yield self.schema.empty_table().to_pandas()
         for path, _ in self._data.files:
             yield pq.read_table(path).to_pandas()
 
@@ -312,7 +334,7 @@ class VersionWriter:
 
         files = describe(data_files)
         quarantine = describe(q_files)
-        schema = [{"name": f.name, "type": str(f.type)} for f in record_schema()]
+        schema = [{"name": f.name, "type": str(f.type)} for f in self.schema]
         counts = self.counts.as_dict()
         identity = {
             "format_version": FORMAT_VERSION,

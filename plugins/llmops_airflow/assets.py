@@ -14,3 +14,10 @@ CURATED_DATASET = Asset(
     uri=f"llmops://datasets/{DATASET}/curated",
     group="llmops",
 )
+
+#: A labeled dataset version was published; the event's extra carries version id, counts, labels.
+LABELED_DATASET = Asset(
+    name=f"llmops.{DATASET}.labeled",
+    uri=f"llmops://datasets/{DATASET}/labeled",
+    group="llmops",
+)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from llmops_airflow.docs_app import create_app
-from llmops_airflow.links import DataDocsLink
+from llmops_airflow.links import DataDocsLink, HitGroupLink
 
 
 class LLMOpsPlugin(AirflowPlugin):
     name = "llmops"
-    operator_extra_links = [DataDocsLink()]
+    operator_extra_links = [DataDocsLink(), HitGroupLink()]
     fastapi_apps = [{"app": create_app(), "url_prefix": "/llmops", "name": "LLMOps Data Docs"}]

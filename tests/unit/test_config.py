@@ -16,7 +16,7 @@ def test_embedded_defaults_need_no_file():
 
 
 def test_project_config_file_is_valid(root: Path):
-    cfg = load_config(root / "include/config/collection.yaml")
+    cfg = load_config(root / "include/config/pipeline.yaml")
     assert [s.name for s in cfg.sources][:2] == ["email_tickets", "chat_logs"]
     assert {s.kind for s in cfg.sources} >= {"files", "http"}
 

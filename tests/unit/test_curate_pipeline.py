@@ -131,7 +131,7 @@ def test_languages_and_filters(curated):
 
 def test_store_stages_are_idempotent_with_lineage(sample_dir: Path, redactor, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("LLMOPS_HOME", str(sample_dir))
-    cfg = load_config(Path(__file__).parents[2] / "include/config/collection.yaml")
+    cfg = load_config(Path(__file__).parents[2] / "include/config/pipeline.yaml")
     cfg.sources = [s for s in cfg.sources if s.kind == "files"]
     store = LocalStore(tmp_path / "store")
     day = json.loads((sample_dir / "sample_manifest.json").read_text())["days"][1]

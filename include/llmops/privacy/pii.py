@@ -41,6 +41,10 @@ _SPACY_EXCLUDE = ["tagger", "parser", "attribute_ruler", "lemmatizer", "senter",
 NER_ENTITIES = {"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"}
 
 
+# what redaction writes: placeholders (<PERSON>) and pseudonyms (<PERSON_1a2b3c4d5e6f>)
+_WRITTEN = re.compile(r"<[A-Z][A-Z0-9_]*>|<[A-Z][A-Z0-9_]*_[0-9a-f]{6,}>")
+
+
 @dataclass(slots=True)
 class PIIResult:
     text: str
@@ -293,6 +297,25 @@ class PIIRedactor:
             anon = self.anonymizer.anonymize(text=text, analyzer_results=findings, operators=self.operators)
             results.append(PIIResult(anon.text, Counter(item.entity_type for item in anon.items)))
         return results
+
+    def scan_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[Counter[str]]:
+        """Entity types still found in already-redacted ``texts`` (a second scan before text leaves
+        the pipeline). Findings inside the placeholders and masks redaction wrote are ignored."""
+        langs = list(langs) if langs is not None else [None] * len(texts)
+        ner_langs = set(self.cfg.ner_languages)
+        out = []
+        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts), strict=True):
+            if findings and self._allow:
+                findings = self._drop_allowed(text, findings)
+            if findings and lang is not None and lang not in ner_langs:
+                findings = self._foreign_ner_guard(text, findings)
+            if findings:
+                written = [m.span() for m in _WRITTEN.finditer(text)]
+                findings = [f for f in findings
+                            if not any(s <= f.start and f.end <= e for s, e in written)
+                            and text[f.start : f.end].strip(self.cfg.mask_char + " ")]
+            out.append(Counter(f.entity_type for f in findings))
+        return out
 
     def redact(self, text: str, lang: str | None = None) -> PIIResult:
         return self._redact_local([text], [lang])[0]

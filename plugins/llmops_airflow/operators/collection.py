@@ -18,7 +18,7 @@ from airflow.sdk import BaseOperator, Context
 from llmops_airflow.links import DATA_DOCS_XCOM_KEY, DataDocsLink
 
 PROJECT_DIR = Path(os.environ.get("LLMOPS_PROJECT_DIR", Path(__file__).resolve().parents[3]))
-DEFAULT_CONFIG = "include/config/collection.yaml"
+DEFAULT_CONFIG = "include/config/pipeline.yaml"
 
 
 def resolve_config_path(path: str | None) -> Path | None:

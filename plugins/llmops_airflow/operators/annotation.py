@@ -1,0 +1,185 @@
+"""Operators of the annotation stage: select -> export HITs -> (wait: sensors/annotation.py) ->
+review -> publish the labeled version.
+
+Each returns a small JSON-able summary (ids and counts; never text, worker ids or secrets) and is
+safe to retry: the job id is derived from (DAG, partition, curated version, settings), HITs carry
+MTurk's ``UniqueRequestToken`` and every side effect is recorded in the job's ledger first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.sdk import Context
+
+from llmops_airflow.links import HIT_GROUP_XCOM_KEY, DataDocsLink, HitGroupLink
+from llmops_airflow.operators.collection import (
+    _ConfiguredOperator,
+    producer_from_context,
+    push_docs_link,
+    summary,
+)
+
+
+def open_crowd(cfg: Any, store: Any) -> Any:
+    """The configured crowd backend; MTurk credentials come from the ``mturk.conn_id`` connection."""
+    from llmops.annotation.jobs import make_backend
+
+    client = None
+    if cfg.annotation.backend == "mturk":
+        from llmops_airflow.hooks.mturk import MTurkHook
+
+        client = MTurkHook(aws_conn_id=cfg.annotation.mturk.conn_id, sandbox=cfg.annotation.mturk.sandbox).conn
+    return make_backend(cfg, store, mturk_client=client)
+
+
+@contextmanager
+def no_retry_on_policy_errors() -> Iterator[None]:
+    """Failures a retry cannot fix (budget, PII guard, a failed gate) fail the task at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from llmops.annotation.hits import BudgetExceededError
+    from llmops.annotation.jobs import PIIGuardError
+    from llmops.quality.gate import GateFailedError
+
+    try:
+        yield
+    except (BudgetExceededError, PIIGuardError, GateFailedError) as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def _curated_from_events(context: Context) -> dict[str, Any] | None:
+    """The newest curated-version event that triggered this run (asset-scheduled runs)."""
+    events = context.get("triggering_asset_events") or {}
+    found = []
+    for key in list(events):
+        for event in events[key]:
+            extra = dict(getattr(event, "extra", None) or {})
+            if extra.get("version_id", "").startswith("curated-"):
+                found.append((str(getattr(event, "timestamp", "")), extra))
+    return sorted(found, key=lambda pair: pair[0])[-1][1] if found else None
+
+
+class SelectForAnnotationOperator(_ConfiguredOperator):
+    """Chooses the items to label from a curated version and plans the HITs.
+
+    The curated version is ``curated_version_id`` when given, else the newest one that triggered
+    the run (asset event), else the version of ``partition``.
+    """
+
+    template_fields: Sequence[str] = ("config_path", "partition", "curated_version_id")
+    ui_color = "#fff3e0"
+
+    def __init__(self, *, curated_version_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.curated_version_id = curated_version_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from llmops.annotation.jobs import prepare_job
+        from llmops.versions import latest_for_partition, read_manifest
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+        version = (self.curated_version_id or "").strip() or None
+        partition = (self.partition or "").strip() or None
+        if version is None:
+            event = _curated_from_events(context)
+            if event is not None:
+                version, partition = event["version_id"], partition or event.get("partition")
+                self.log.info("curated version %s from the triggering asset event", version)
+        if version is None and partition:
+            version = latest_for_partition(store, cfg.dataset, "curated", partition)
+        if version is None:
+            raise AirflowFailException("no curated version to annotate: pass the curated_version or partition "
+                                       "param, or let a curated asset event trigger the run")
+        partition = partition or read_manifest(store, cfg.dataset, "curated", version).get("partition") or version
+        with no_retry_on_policy_errors():
+            out = prepare_job(cfg, store=store, curated_version_id=version, partition=partition,
+                              dag_id=context["ti"].dag_id)
+        self.log.info("annotation job %s: %s", out["job_id"], out)
+        return out
+
+
+class CrowdExportOperator(_ConfiguredOperator):
+    """Creates the job's HITs (budget checked first; never twice) and links the HIT group."""
+
+    template_fields: Sequence[str] = ("config_path", "job_id")
+    operator_extra_links = (HitGroupLink(),)
+    ui_color = "#ffe0b2"
+
+    def __init__(self, *, job_id: str, **kwargs: Any) -> None:
+        kwargs.setdefault("partition", "")
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from llmops.annotation.jobs import export_job
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+        with no_retry_on_policy_errors():
+            out = export_job(cfg, store=store, job_id=self.job_id, backend=open_crowd(cfg, store))
+        if out["worker_url"]:
+            context["ti"].xcom_push(key=HIT_GROUP_XCOM_KEY, value=out["worker_url"])
+            self.log.info("HIT group: %s", out["worker_url"])
+        return out
+
+
+class CrowdReviewOperator(_ConfiguredOperator):
+    """Approves/rejects the submitted assignments by gold answers, pays bonuses, blocks repeat offenders."""
+
+    template_fields: Sequence[str] = ("config_path", "job_id")
+    ui_color = "#fff8e1"
+
+    def __init__(self, *, job_id: str, **kwargs: Any) -> None:
+        kwargs.setdefault("partition", "")
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from llmops.annotation.jobs import review_job
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+        return review_job(cfg, store=store, job_id=self.job_id, backend=open_crowd(cfg, store))
+
+
+class PublishLabelsOperator(_ConfiguredOperator):
+    """Aggregates the answers into a ``labeled`` dataset version (Great Expectations ``labeled``
+    gate) and announces it on the first outlet."""
+
+    template_fields: Sequence[str] = ("config_path", "job_id")
+    operator_extra_links = (DataDocsLink(),)
+    ui_color = "#e8f5e9"
+
+    def __init__(self, *, job_id: str, **kwargs: Any) -> None:
+        kwargs.setdefault("partition", "")
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from llmops.annotation.jobs import publish_labels
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+        with no_retry_on_policy_errors():
+            manifest = publish_labels(cfg, store=store, job_id=self.job_id, producer=producer_from_context(context))
+        out = summary(manifest)
+        ann = manifest["annotation"]
+        out["annotation"] = {k: ann[k] for k in ("job_id", "backend", "label_distribution", "gold")}
+        out["annotation"]["agreement_alpha"] = ann["aggregation"]["krippendorff_alpha"]
+        self.log.info("labeled version %s: %s; labels %s; gold accuracy %s; alpha %s", out["version_id"],
+                      out["counts"], ann["label_distribution"], ann["gold"]["accuracy"],
+                      ann["aggregation"]["krippendorff_alpha"])
+        push_docs_link(context, manifest)
+        for outlet in self.outlets or []:
+            context["outlet_events"][outlet].extra = {
+                "version_id": out["version_id"], "dataset": out["dataset"], "partition": out["partition"],
+                "parents": out["parents"], "counts": {k: v for k, v in out["counts"].items() if k != "by_reason"},
+                "labels": ann["labels"],
+            }
+        return out

@@ -1,0 +1,105 @@
+"""`dag.test()` of llm_annotation on the local simulated crowd: select -> export -> deferred wait
+(trigger run inline) -> review -> publish, on a curated version of the sample corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pendulum
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags")).get_dag("llm_annotation")
+
+
+@pytest.fixture()
+def curated(sample_dir: Path, tmp_path: Path, monkeypatch):
+    """A config (file sources only) with its store under tmp_path, and one curated partition."""
+    from llmops.config import load_config
+    from llmops.stages import collect_raw, curate_version, open_config_store
+
+    data = yaml.safe_load((ROOT / "include/config/pipeline.yaml").read_text())
+    data["sources"] = [s for s in data["sources"] if s["kind"] == "files"]
+    data["storage"] = {"root": str(tmp_path / "store")}
+    data["annotation"]["selection"]["size"] = 30
+    data["annotation"]["wait"]["poll_interval_s"] = 1
+    cfg_path = tmp_path / "pipeline.yaml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("LLMOPS_HOME", str(sample_dir))
+    cfg = load_config(cfg_path)
+    store = open_config_store(cfg)
+    day = json.loads((sample_dir / "sample_manifest.json").read_text())["days"][0]
+    raw = collect_raw(cfg, store=store, partition=day, producer={"kind": "test"})
+    cur = curate_version(cfg, store=store, raw_version_id=raw["id"], partition=day, producer={"kind": "test"})
+    return cfg_path, cfg, store, cur, day
+
+
+def _run(dag, conf):
+    dr = dag.test(logical_date=pendulum.parse("2026-11-27T12:00:00Z"), run_conf=conf)
+    return dr, {ti.task_id: ti.state for ti in dr.get_task_instances()}
+
+
+def test_dag_test_produces_a_labeled_version(airflow_db, dag, curated):
+    from airflow.models.asset import AssetEvent
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from llmops.versions import latest_for_partition, read_manifest
+
+    cfg_path, cfg, store, cur, day = curated
+    dr, states = _run(dag, {"config_path": str(cfg_path), "curated_version": cur["id"]})
+    assert dr.state == "success", states
+
+    vid = latest_for_partition(store, cfg.dataset, "labeled", day)
+    m = read_manifest(store, cfg.dataset, "labeled", vid)
+    assert m["parents"] == [cur["id"]]
+    ann = m["annotation"]
+    assert ann["backend"] == "local" and len(ann["hits"]) >= 6
+    assert m["counts"]["input"] == 30 == m["counts"]["kept"] + m["counts"]["quarantined"]
+    assert ann["assignments"]["submitted"] == 3 * len(ann["hits"])
+    assert ann["gold"]["items"] >= 6 and ann["gold"]["accuracy"] > 0.6
+    assert ann["blocked_workers"] or ann["assignments"]["rejected"], "the two spammers must be caught"
+    assert [v["suite"] for v in m["validations"]] == ["labeled"]
+    prefix = f"datasets/{cfg.dataset}/labeled/versions/{vid}"
+    assert store.exists(f"{prefix}/exports/labels.jsonl") and store.exists(f"{prefix}/exports/label_studio.json")
+    ls = json.loads(store.read_bytes(f"{prefix}/exports/label_studio.json"))
+    assert len(ls) == m["counts"]["kept"] and ls[0]["annotations"][0]["result"][0]["value"]["choices"][0] in ann["labels"]
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dr.run_id)).all()
+        assert [e.extra["version_id"] for e in events] == [vid]
+        xcoms = session.scalars(select(XComModel).where(XComModel.run_id == dr.run_id)).all()
+        payload = json.dumps([x.value for x in xcoms], default=str)
+        assert "SIMW" not in payload  # worker ids stay in the ledger, never in XComs
+
+    # a second run of the same request is the same job: no new HIT, no second review, same version
+    ledger_key = f"annotations/{cfg.dataset}/jobs/{ann['job_id']}/ledger.json"
+    hits_before = sorted(store.list(f"crowd/local/{cfg.dataset}/hits/"))
+    reviews_before = {k: store.read_bytes(k) for k in store.list(f"crowd/local/{cfg.dataset}/reviews/")}
+    dr2, states2 = _run(dag, {"config_path": str(cfg_path), "curated_version": cur["id"]})
+    assert dr2.state == "success", states2
+    assert sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits_before
+    assert {k: store.read_bytes(k) for k in store.list(f"crowd/local/{cfg.dataset}/reviews/")} == reviews_before
+    assert latest_for_partition(store, cfg.dataset, "labeled", day) == vid
+    assert json.loads(store.read_bytes(ledger_key))["labeled_version"] == vid
+
+
+def test_over_budget_fails_before_any_hit(airflow_db, dag, curated, tmp_path: Path):
+    cfg_path, cfg, store, cur, _ = curated
+    data = yaml.safe_load(cfg_path.read_text())
+    data["annotation"]["mturk"]["budget_usd"] = "1.00"
+    over = tmp_path / "over.yaml"
+    over.write_text(yaml.safe_dump(data))
+    dr, states = _run(dag, {"config_path": str(over), "curated_version": cur["id"]})
+    assert states["select"] == "success" and states["export"] == "failed", states
+    assert store.list(f"crowd/local/{cfg.dataset}/hits/") == []
