@@ -7,7 +7,8 @@ Both start ``airflow standalone`` (API server + UI, scheduler, DAG processor, tr
 SQLite metadata DB, LocalExecutor) in its own process group with the project's ``dags/`` and
 ``plugins/``, after generating the seeded sample corpus and starting a small local HTTP server
 that plays the role of the support-ticket API. ``demo`` then backfills ``llm_data_collection``
-over the sample days through the scheduler, waits for the runs and prints what was produced.
+over the sample days through the scheduler; each curated version triggers ``llm_annotation``
+(asset schedule) on the local simulated crowd. It waits for all runs and prints what was produced.
 Nothing is downloaded.
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "llm_data_collection"
+ANNOTATION_DAG_ID = "llm_annotation"  # runs on the curated asset each collection run announces
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -176,8 +178,8 @@ def prepare(home: Path, days: list[str], records_per_day: int) -> None:
         generate(home, seed=0, records_per_day=records_per_day, days=tuple(days))
 
 
-def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
-    out = run([str(VENV_BIN / "airflow"), "dags", "list-runs", DAG_ID, "-o", "json"], env, check=False)
+def list_runs(env: dict[str, str], dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+    out = run([str(VENV_BIN / "airflow"), "dags", "list-runs", dag_id, "-o", "json"], env, check=False)
     text = out.stdout or ""
     start = text.find("[{")  # warnings may be printed before the JSON
     try:
@@ -200,10 +202,52 @@ def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
             continue
         m = read_manifest(store, "support_messages", "curated", vid)
         raw_counts = m.get("upstream_counts", {}).get(m["parents"][0]) if m["parents"] else None
-        rows.append({"partition": day, "version_id": vid, "parents": m["parents"], "counts": m["counts"],
-                     "raw_counts": raw_counts, "validations": m.get("validations", []),
-                     "pii": m["pii"], "path": str(store.local_path(f"datasets/support_messages/curated/versions/{vid}"))})
+        row = {"partition": day, "version_id": vid, "parents": m["parents"], "counts": m["counts"],
+               "raw_counts": raw_counts, "validations": m.get("validations", []),
+               "pii": m["pii"], "path": str(store.local_path(f"datasets/support_messages/curated/versions/{vid}"))}
+        lid = latest_for_partition(store, "support_messages", "labeled", day)
+        if lid is not None:
+            lm = read_manifest(store, "support_messages", "labeled", lid)
+            ann = lm["annotation"]
+            row["labeled"] = {"version_id": lid, "parents": lm["parents"], "counts": lm["counts"],
+                              "hits": len(ann["hits"]), "assignments": ann["assignments"],
+                              "blocked_workers": len(ann["blocked_workers"]), "gold": ann["gold"],
+                              "alpha": ann["aggregation"]["krippendorff_alpha"],
+                              "labels": ann["label_distribution"], "cost_usd": ann["cost_usd"],
+                              "path": str(store.local_path(f"datasets/support_messages/labeled/versions/{lid}"))}
+        rows.append(row)
     return rows
+
+
+def wait_for_labels(env: dict[str, str], home: Path, days: list[str], deadline: float) -> dict[str, str]:
+    """Wait until every partition has a labeled version (the asset-triggered runs of the annotation
+    DAG may batch several curated versions into one run) and no annotation run is unfinished, or
+    until one failed."""
+    sys.path.insert(0, str(ROOT / "include"))
+    from llmops.storage import LocalStore
+    from llmops.versions import latest_for_partition
+
+    store = LocalStore(home / "store")
+    states: dict[str, str] = {}
+    caught_up = False
+    while time.monotonic() < deadline:
+        states = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, ANNOTATION_DAG_ID)}
+        finished = bool(states) and all(v in ("success", "failed") for v in states.values())
+        missing = [d for d in days if not latest_for_partition(store, "support_messages", "labeled", d)]
+        if finished and (not missing or "failed" in states.values() or caught_up):
+            break
+        if finished and missing:
+            # an asset event that lands while the scheduler is creating a run is only consumed by
+            # the next asset-triggered run; label those partitions now with a manual run
+            versions = [v for d in missing if (v := latest_for_partition(store, "support_messages", "curated", d))]
+            print(f"demo: triggering {ANNOTATION_DAG_ID} for {', '.join(missing)} (events not yet consumed)")
+            run([str(VENV_BIN / "airflow"), "dags", "trigger", ANNOTATION_DAG_ID, "--conf",
+                 json.dumps({"curated_version": ",".join(versions)})], env)
+            caught_up = True
+            time.sleep(10)
+            continue
+        time.sleep(5)
+    return states
 
 
 def start_local(args: argparse.Namespace, label: str) -> tuple[Path, list[str], Any, dict[str, str], Standalone]:
@@ -233,6 +277,7 @@ def demo(args: argparse.Namespace) -> int:
     home, days, server, env, af = start_local(args, "demo")
     try:
         run([str(VENV_BIN / "airflow"), "dags", "unpause", DAG_ID], env)
+        run([str(VENV_BIN / "airflow"), "dags", "unpause", ANNOTATION_DAG_ID], env)
         print(f"demo: backfilling {DAG_ID} for {days[0]} .. {days[-1]} through the scheduler")
         # the window covers whole data intervals: day D is the interval [D, D+1), so the window
         # ends the day after the last partition. Runs that already exist (the scheduler's own
@@ -259,6 +304,9 @@ def demo(args: argparse.Namespace) -> int:
             time.sleep(5)
         states = {str(r["logical_date"])[:10]: r.get("state") for r in runs}
         print(f"demo: runs {json.dumps(states, sort_keys=True)}")
+        print(f"demo: waiting for {ANNOTATION_DAG_ID} (triggered by the curated asset; local simulated crowd)")
+        ann_states = wait_for_labels(env, home, days, deadline)
+        print(f"demo: {ANNOTATION_DAG_ID} runs {json.dumps(sorted(ann_states.values()))}")
         summary = summarize(home, days)
         for row in summary:
             if row["version_id"] is None:
@@ -276,10 +324,21 @@ def demo(args: argparse.Namespace) -> int:
                 state = "passed" if v["success"] else f"{v['failed_expectations']} failed"
                 print(f"  {'':10}  quality gate {v['suite']} ({v['policy']}): {state}, "
                       f"{v.get('quarantined_rows', 0)} rows quarantined; Data Docs {row['path']}/{v.get('data_docs')}")
+            lab = row.get("labeled")
+            if lab:
+                lc, asg = lab["counts"], lab["assignments"]
+                print(f"  {'':10}  labeled {lab['version_id']}: {lc['kept']} of {lc['input']} items labeled "
+                      f"(Dawid-Skene) from {lab['hits']} HITs, {asg['submitted']} assignments ({asg['approved']} "
+                      f"approved, {asg['rejected']} rejected on gold), {lab['blocked_workers']} workers blocked; "
+                      f"gold accuracy {lab['gold']['accuracy']}, alpha {lab['alpha']}; simulated cost "
+                      f"${lab['cost_usd']['approved_rewards_and_fees']}")
+                print(f"  {'':10}  labels {json.dumps(lab['labels'])}; exports {lab['path']}/exports/")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
         print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
-        (home / "demo_summary.json").write_text(json.dumps({"runs": states, "versions": summary}, indent=2))
+        (home / "demo_summary.json").write_text(json.dumps(
+            {"runs": states, "annotation_runs": ann_states, "versions": summary}, indent=2))
         ok = all(states.get(d) == "success" for d in days) and all(r["version_id"] for r in summary)
+        ok = ok and bool(ann_states) and set(ann_states.values()) == {"success"} and all(r.get("labeled") for r in summary)
         print(f"demo: {'OK' if ok else 'FAILED'} in {time.monotonic() - t0:.0f}s")
         if args.keep_running and ok:
             print("demo: Airflow keeps running; Ctrl-C to stop")

@@ -159,7 +159,8 @@ def curated_factory(tmp_path: Path, redactor):
     from llmops.versions import VersionWriter
 
     def make(n: int = 40, *, overrides: dict | None = None, extra_texts: dict[str, str] | None = None,
-             privacy: bool = True, truth: dict[str, str] | None = None):
+             privacy: bool = True, truth: dict[str, str] | None = None, partition: str = "2026-11-25",
+             prefix: str = "rec"):
         data = {"storage": {"root": str(tmp_path / "store")},
                 "annotation": {"selection": {"size": min(n, 20)}, "local": {"truth_path": None}}}
         for key, value in (overrides or {}).items():
@@ -175,12 +176,12 @@ def curated_factory(tmp_path: Path, redactor):
         cfg = parse_config(data)
         store = open_config_store(cfg)
         assert isinstance(store, LocalStore)
-        rng = random.Random(3)
+        rng = random.Random(f"{prefix}:{partition}")
         records = []
         for i in range(n):
             lang = "es" if i % 4 == 0 else "en"
             intent = INTENTS[i % len(INTENTS)]
-            rid = f"rec-{i:04d}"
+            rid = f"{prefix}-{partition}-{i:04d}"
             if truth is not None:
                 truth[rid] = intent
             text = redactor.redact(_message(rng, lang, intent, []), lang).text
@@ -191,6 +192,6 @@ def curated_factory(tmp_path: Path, redactor):
         writer = VersionWriter(cfg.dataset, "curated", extra={"privacy": privacy_summary(cfg)} if privacy else {})
         writer.counts.input = len(records)
         writer.add_records(records)
-        return cfg, store, writer.finish(store, partition="2026-11-25")
+        return cfg, store, writer.finish(store, partition=partition)
 
     return make

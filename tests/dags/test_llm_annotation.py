@@ -103,3 +103,16 @@ def test_over_budget_fails_before_any_hit(airflow_db, dag, curated, tmp_path: Pa
     dr, states = _run(dag, {"config_path": str(over), "curated_version": cur["id"]})
     assert states["select"] == "success" and states["export"] == "failed", states
     assert store.list(f"crowd/local/{cfg.dataset}/hits/") == []
+
+
+def test_dag_shape_and_links(dag):
+    from llmops_airflow.links import HitGroupLink
+    from llmops_airflow.sensors.annotation import AnnotationSensor
+
+    assert [t.task_id for t in dag.topological_sort()] == ["select", "export", "wait", "review", "publish"]
+    assert any(isinstance(link, HitGroupLink) for link in dag.get_task("export").operator_extra_links)
+    wait = dag.get_task("wait")
+    assert isinstance(wait, AnnotationSensor) and wait.deferrable
+    assert [a.uri for a in dag.get_task("publish").outlets] == ["llmops://datasets/support_messages/labeled"]
+    assert [a.uri for a in dag.timetable.asset_condition.iter_assets().values()] == \
+        ["llmops://datasets/support_messages/curated"]

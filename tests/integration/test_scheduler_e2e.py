@@ -1,6 +1,7 @@
 """The collection DAG through Airflow's real scheduler: `airflow standalone` (API server,
 scheduler, DAG processor, triggerer; SQLite, LocalExecutor), a backfill over two sample days,
-then the produced dataset versions – exactly what `make demo` does, in a throw-away home."""
+then the produced dataset versions, and the annotation runs the curated asset triggers – exactly
+what `make demo` does, in a throw-away home."""
 
 from __future__ import annotations
 
@@ -34,4 +35,12 @@ def test_backfill_through_the_scheduler(tmp_path: Path):
         assert row["version_id"].startswith("curated-")
         assert c["input"] == c["kept"] + c["duplicates"] + c["filtered"] + c["quarantined"] and c["kept"] > 0
         assert Path(row["path"], "manifest.json").exists()
+    # the curated asset events triggered llm_annotation (deferred wait in the triggerer)
+    assert summary["annotation_runs"] and set(summary["annotation_runs"].values()) == {"success"}
+    labeled = [row["labeled"] for row in summary["versions"]]
+    assert all(labeled), "every partition's curated version was labeled"
+    for lab in labeled:
+        assert lab["version_id"].startswith("labeled-") and lab["parents"][0].startswith("curated-")
+        assert lab["counts"]["input"] == lab["counts"]["kept"] + lab["counts"]["quarantined"] > 0
+        assert Path(lab["path"], "exports", "label_studio.json").exists()
     assert "demo: OK" in res.stdout

@@ -193,3 +193,24 @@ def test_deadline_extension_adds_time_and_assignments_once(curated_factory, reda
     assert crowd.calls == calls
     clock.t += 400
     assert jobs.job_progress(store, cfg.dataset, plan["job_id"], crowd)["done"]
+
+
+def test_several_curated_versions_make_one_job_covering_every_partition(curated_factory, redactor):
+    from llmops.versions import latest_for_partition
+
+    overrides = {"annotation": {"selection": {"size": 6}, "local": {"delay_s": [0, 0]}}}
+    cfg, store, first = curated_factory(12, overrides=overrides, partition="2026-11-25")
+    _, _, second = curated_factory(12, overrides=overrides, partition="2026-11-26")
+    plan = jobs.prepare_job(cfg, store=store, curated_version_id=[second["id"], first["id"]], partition="2026-11-26",
+                            dag_id=DAG, redactor=redactor)
+    assert plan["items"] == 12 and plan["curated_versions"] == sorted([first["id"], second["id"]])
+    again = jobs.prepare_job(cfg, store=store, curated_version_id=[first["id"], second["id"]], partition="2026-11-26",
+                             dag_id=DAG, redactor=redactor)
+    assert again["job_id"] == plan["job_id"]  # order of the events does not matter
+    crowd = jobs.make_backend(cfg, store)
+    jobs.export_job(cfg, store=store, job_id=plan["job_id"], backend=crowd)
+    jobs.review_job(cfg, store=store, job_id=plan["job_id"], backend=crowd)
+    m = jobs.publish_labels(cfg, store=store, job_id=plan["job_id"], producer={"kind": "test"})
+    assert m["parents"] == sorted([first["id"], second["id"]])
+    assert latest_for_partition(store, cfg.dataset, "labeled", "2026-11-25") == m["id"]
+    assert latest_for_partition(store, cfg.dataset, "labeled", "2026-11-26") == m["id"]

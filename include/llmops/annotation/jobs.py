@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,7 +42,7 @@ from llmops.annotation.qc import decide, worker_ref
 from llmops.annotation.selection import plan_batches, select
 from llmops.config import PipelineConfig, config_hash
 from llmops.records import Quarantined
-from llmops.versions import VersionWriter, read_manifest
+from llmops.versions import VersionWriter, partition_key, read_manifest
 
 __all__ = ["PIIGuardError", "export_job", "extend_job", "job_id_for", "job_progress", "labeled_schema",
            "make_backend", "prepare_job", "publish_labels", "read_ledger", "review_job"]
@@ -83,10 +84,20 @@ def _read_items(store: Any, dataset: str, job_id: str) -> list[Item]:
     return [Item.from_json(json.loads(line)) for line in raw.splitlines() if line.strip()]
 
 
-def job_id_for(dag_id: str, partition: str, curated_version_id: str, cfg: PipelineConfig) -> str:
-    """Same DAG, partition, curated version and annotation settings -> same job (and HITs)."""
+def _version_list(curated: str | Sequence[str]) -> list[str]:
+    ids = [curated] if isinstance(curated, str) else list(curated)
+    ids = sorted({v.strip() for v in ids if v and v.strip()})
+    if not ids:
+        raise ValueError("no curated version given")
+    return ids
+
+
+def job_id_for(dag_id: str, partition: str, curated: str | Sequence[str], cfg: PipelineConfig) -> str:
+    """Same DAG, partition, curated version(s) and annotation settings -> same job (and HITs)."""
     a = cfg.annotation
-    basis = {"dag_id": dag_id, "partition": partition, "curated": curated_version_id, "backend": a.backend,
+    versions = _version_list(curated)
+    basis = {"dag_id": dag_id, "partition": partition, "curated": versions[0] if len(versions) == 1 else versions,
+             "backend": a.backend,
              "task": config_hash(a.task), "selection": config_hash(a.selection),
              "mturk": config_hash(a.mturk) if a.backend == "mturk" else None}
     return "job-" + hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
@@ -118,21 +129,34 @@ def _check_privacy(manifest: dict[str, Any]) -> None:
         )
 
 
-def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str, partition: str, dag_id: str,
-                redactor: Any | None = None) -> dict[str, Any]:
-    """Select the items, check them for PII a second time and plan the HIT batches."""
+def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Sequence[str], partition: str,
+                dag_id: str, redactor: Any | None = None) -> dict[str, Any]:
+    """Select the items, check them for PII a second time and plan the HIT batches.
+
+    Several curated versions (the asset events batched into one run, a backfill) make one job:
+    ``selection.size`` items per version, drawn from all of them together.
+    """
     a = cfg.annotation
-    manifest = read_manifest(store, cfg.dataset, "curated", curated_version_id)
-    _check_privacy(manifest)
-    job_id = job_id_for(dag_id, partition, curated_version_id, cfg)
+    versions = _version_list(curated_version_id)
+    manifests = [read_manifest(store, cfg.dataset, "curated", v) for v in versions]
+    for manifest in manifests:
+        _check_privacy(manifest)
+    job_id = job_id_for(dag_id, partition, versions, cfg)
     prefix = job_prefix(cfg.dataset, job_id)
     existing = _read_json(store, f"{prefix}/plan.json")
     if existing is not None:
         log.info("annotation job %s already planned; reusing it", job_id)
         return dict(existing["summary"])
 
-    candidates = load_candidates(store, manifest, pool=a.selection.candidate_pool, seed=a.selection.seed)
-    chosen, stats = select(candidates, a.selection)
+    seen: set[str] = set()
+    candidates: list[Item] = []
+    for manifest in manifests:
+        for it in load_candidates(store, manifest, pool=a.selection.candidate_pool, seed=a.selection.seed,
+                                  exclude=seen):
+            seen.add(it.id)
+            candidates.append(it)
+    selection = a.selection.model_copy(update={"size": a.selection.size * len(versions)})
+    chosen, stats = select(candidates, selection)
     gold = load_gold(a.selection.gold.path, a.task.labels)
 
     scan_items = [*chosen, *gold]
@@ -167,14 +191,15 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str, par
                          bonus_per_assignment=a.qc.bonus_usd)
     plan = {
         "job_id": job_id, "dag_id": dag_id, "partition": partition, "dataset": cfg.dataset,
-        "curated_version": curated_version_id,
+        "curated_versions": versions,
+        "curated_partitions": {m["id"]: m.get("partition") for m in manifests},
         "batches": [{"key": batch_key(b), "token": request_token(dag_id, partition, batch_key(b)),
                      "items": [it.id for it in b]} for b in batches],
         "excluded_pii": flagged,
         "cost_estimate": cost.as_dict(),
         "selection": stats,
     }
-    summary = {"job_id": job_id, "curated_version": curated_version_id, "partition": partition,
+    summary = {"job_id": job_id, "curated_versions": versions, "partition": partition,
                "items": len(chosen), "gold_items": len(used_gold), "hits": len(batches),
                "excluded_pii": len(flagged), "strategy_used": stats["strategy_used"],
                "cost_estimate_usd": str(cost.total_usd)}
@@ -182,7 +207,7 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str, par
     store.write_bytes(f"{prefix}/items.jsonl",
                       "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items).encode())
     ledger: dict[str, Any] = {"job_id": job_id, "dataset": cfg.dataset, "dag_id": dag_id, "partition": partition,
-              "curated_version": curated_version_id, "backend": a.backend,
+              "curated_versions": versions, "backend": a.backend,
               "sandbox": a.mturk.sandbox if a.backend == "mturk" else None, "status": "planned",
               "hit_type_id": None, "hits": {}, "assignments": {}, "extensions": [], "blocked": {}}
     _save_ledger(store, ledger)
@@ -418,7 +443,7 @@ def publish_labels(cfg: PipelineConfig, *, store: Any, job_id: str, producer: di
     mv = majority_vote(votes, a.task.labels)
     targets = [it for it in items.values() if it.gold is None]
 
-    writer = VersionWriter(cfg.dataset, "labeled", parents=[ledger["curated_version"]], producer=producer,
+    writer = VersionWriter(cfg.dataset, "labeled", parents=ledger["curated_versions"], producer=producer,
                            config_hash=config_hash(a), rows_per_file=cfg.curation.rows_per_file,
                            schema=labeled_schema())
     try:
@@ -457,7 +482,7 @@ def publish_labels(cfg: PipelineConfig, *, store: Any, job_id: str, producer: di
         gold_answers = sum(s["answered"] for s in golds.values())
         writer.extra["annotation"] = {
             "job_id": job_id, "backend": ledger["backend"], "sandbox": ledger["sandbox"], "task": a.task.name,
-            "labels": list(a.task.labels), "curated_version": ledger["curated_version"],
+            "labels": list(a.task.labels), "curated_versions": ledger["curated_versions"],
             "hit_type_id": ledger["hit_type_id"], "hits": sorted(h["hit_id"] for h in ledger["hits"].values()),
             "assignments": {"submitted": len(collected), "approved": statuses["approve"],
                             "rejected": statuses["reject"], "used_in_vote": len(used)},
@@ -485,6 +510,10 @@ def publish_labels(cfg: PipelineConfig, *, store: Any, job_id: str, producer: di
     except BaseException:
         writer.abort()
         raise
+    for covered in sorted({p for p in plan.get("curated_partitions", {}).values() if p} - {ledger["partition"]}):
+        # every partition whose curated version was labeled here points at this labeled version
+        store.write_bytes(partition_key(cfg.dataset, "labeled", covered), json.dumps(
+            {"version_id": manifest["id"], "partition": covered, "producer": producer}, indent=2, sort_keys=True).encode())
     ledger["status"] = "published"
     ledger["labeled_version"] = manifest["id"]
     _save_ledger(store, ledger)

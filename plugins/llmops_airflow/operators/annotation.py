@@ -50,23 +50,24 @@ def no_retry_on_policy_errors() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from None
 
 
-def _curated_from_events(context: Context) -> dict[str, Any] | None:
-    """The newest curated-version event that triggered this run (asset-scheduled runs)."""
+def _curated_from_events(context: Context) -> list[dict[str, Any]]:
+    """The curated-version events that triggered this run, oldest first (the scheduler batches
+    the events that arrive before it creates the run)."""
     events = context.get("triggering_asset_events") or {}
     found = []
     for key in list(events):
         for event in events[key]:
             extra = dict(getattr(event, "extra", None) or {})
-            if extra.get("version_id", "").startswith("curated-"):
+            if str(extra.get("version_id", "")).startswith("curated-"):
                 found.append((str(getattr(event, "timestamp", "")), extra))
-    return sorted(found, key=lambda pair: pair[0])[-1][1] if found else None
+    return [extra for _, extra in sorted(found, key=lambda pair: pair[0])]
 
 
 class SelectForAnnotationOperator(_ConfiguredOperator):
     """Chooses the items to label from a curated version and plans the HITs.
 
-    The curated version is ``curated_version_id`` when given, else the newest one that triggered
-    the run (asset event), else the version of ``partition``.
+    The curated versions are ``curated_version_id`` when given (comma-separated for several),
+    else every version whose asset event triggered the run, else the version of ``partition``.
     """
 
     template_fields: Sequence[str] = ("config_path", "partition", "curated_version_id")
@@ -84,21 +85,24 @@ class SelectForAnnotationOperator(_ConfiguredOperator):
 
         cfg = self.load_config()
         store = self.open_store(cfg)
-        version = (self.curated_version_id or "").strip() or None
+        versions = [v.strip() for v in (self.curated_version_id or "").split(",") if v.strip()]
         partition = (self.partition or "").strip() or None
-        if version is None:
-            event = _curated_from_events(context)
-            if event is not None:
-                version, partition = event["version_id"], partition or event.get("partition")
-                self.log.info("curated version %s from the triggering asset event", version)
-        if version is None and partition:
-            version = latest_for_partition(store, cfg.dataset, "curated", partition)
-        if version is None:
+        if not versions:
+            events = _curated_from_events(context)
+            versions = [e["version_id"] for e in events]
+            if events:
+                partition = partition or events[-1].get("partition")
+                self.log.info("curated versions from %s triggering asset events: %s", len(events), versions)
+        if not versions and partition:
+            found = latest_for_partition(store, cfg.dataset, "curated", partition)
+            versions = [found] if found else []
+        if not versions:
             raise AirflowFailException("no curated version to annotate: pass the curated_version or partition "
                                        "param, or let a curated asset event trigger the run")
-        partition = partition or read_manifest(store, cfg.dataset, "curated", version).get("partition") or version
+        partition = partition or read_manifest(store, cfg.dataset, "curated", versions[-1]).get("partition") \
+            or versions[-1]
         with no_retry_on_policy_errors():
-            out = prepare_job(cfg, store=store, curated_version_id=version, partition=partition,
+            out = prepare_job(cfg, store=store, curated_version_id=versions, partition=partition,
                               dag_id=context["ti"].dag_id)
         self.log.info("annotation job %s: %s", out["job_id"], out)
         return out
