@@ -105,7 +105,7 @@ def test_over_budget_fails_before_any_hit(airflow_db, dag, curated, tmp_path: Pa
     assert store.list(f"crowd/local/{cfg.dataset}/hits/") == []
 
 
-def test_dag_shape_and_links(dag):
+def test_dag_shape_and_links(airflow_db, dag):
     from llmops_airflow.links import HitGroupLink
     from llmops_airflow.sensors.annotation import AnnotationSensor
 
@@ -114,5 +114,4 @@ def test_dag_shape_and_links(dag):
     wait = dag.get_task("wait")
     assert isinstance(wait, AnnotationSensor) and wait.deferrable
     assert [a.uri for a in dag.get_task("publish").outlets] == ["llmops://datasets/support_messages/labeled"]
-    assert [a.uri for a in dag.timetable.asset_condition.iter_assets().values()] == \
-        ["llmops://datasets/support_messages/curated"]
+    assert [a.uri for a in dag.timetable.asset_condition.objects] == ["llmops://datasets/support_messages/curated"]

@@ -214,3 +214,22 @@ def test_several_curated_versions_make_one_job_covering_every_partition(curated_
     assert m["parents"] == sorted([first["id"], second["id"]])
     assert latest_for_partition(store, cfg.dataset, "labeled", "2026-11-25") == m["id"]
     assert latest_for_partition(store, cfg.dataset, "labeled", "2026-11-26") == m["id"]
+
+
+def test_review_after_a_deadline_expires_the_unfinished_hits_once(curated_factory, redactor):
+    cfg, store, manifest = curated_factory(10, overrides={"annotation": {
+        "selection": {"size": 10}, "local": {"delay_s": [10, 1000]}}})
+    clock = Clock()
+    crowd = LocalCrowd(store, cfg.annotation.local, labels=cfg.annotation.task.labels, clock=clock)
+    plan = _prepare(cfg, store, manifest, redactor)
+    jobs.export_job(cfg, store=store, job_id=plan["job_id"], backend=crowd, now=clock.t)
+    clock.t += 400  # some assignments are in, others are not (the wait proceeded on its deadline)
+    progress = jobs.job_progress(store, cfg.dataset, plan["job_id"], crowd)
+    assert 0 < progress["submitted"] < progress["expected"]
+    out = jobs.review_job(cfg, store=store, job_id=plan["job_id"], backend=crowd)
+    assert out["assignments"] == progress["submitted"] and out["hits_expired"] == progress["hits"] - progress["hits_done"]
+    calls = list(crowd.calls)
+    clock.t += 5000  # late workers can no longer submit to expired HITs
+    assert jobs.job_progress(store, cfg.dataset, plan["job_id"], crowd)["submitted"] == progress["submitted"]
+    jobs.review_job(cfg, store=store, job_id=plan["job_id"], backend=crowd)
+    assert crowd.calls == calls

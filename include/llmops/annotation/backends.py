@@ -177,6 +177,7 @@ class MTurkBackend:
                    Reason=reason, UniqueRequestToken=token)
 
     def extend_hit(self, hit_id: str, expire_at: datetime) -> None:
+        """New expiry time; a time in the past expires the HIT at once."""
         self._call("update_expiration_for_hit", HITId=hit_id, ExpireAt=expire_at)
 
     def add_assignments(self, hit_id: str, count: int, token: str) -> None:

@@ -374,6 +374,15 @@ def review_job(cfg: PipelineConfig, *, store: Any, job_id: str, backend: CrowdBa
                 _write_json(store, registry_key, registry)
                 _save_ledger(store, ledger)
     _write_json(store, registry_key, registry)
+    # HITs still short of answers (the wait ended on its deadline): expire them now, so no more
+    # work is accepted (and paid for) that this job would never use
+    in_by_hit = Counter(asg["hit_id"] for asg in collected)
+    expired = ledger.setdefault("expired", [])
+    for hit in ledger["hits"].values():
+        if in_by_hit[hit["hit_id"]] < hit["max_assignments"] and hit["hit_id"] not in expired:
+            backend.extend_hit(hit["hit_id"], datetime.fromtimestamp(0, UTC))
+            expired.append(hit["hit_id"])
+            _save_ledger(store, ledger)
     answers_key = f"{job_prefix(cfg.dataset, job_id)}/answers.jsonl"
     store.write_bytes(answers_key, "".join(json.dumps({**asg, "action": ledger["assignments"][asg["assignment_id"]]["action"]},
                                                       sort_keys=True) + "\n" for asg in collected).encode())
@@ -384,6 +393,7 @@ def review_job(cfg: PipelineConfig, *, store: Any, job_id: str, backend: CrowdBa
     out = {"job_id": job_id, "assignments": len(collected), "approved": actions["approve"],
            "rejected": actions["reject"], "blocked_now": [worker_ref(w) for w in blocked_now],
            "bonuses": sum(1 for e in ledger["assignments"].values() if e.get("bonus_usd")),
+           "hits_expired": len(expired),
            "workers": len({asg["worker_id"] for asg in collected})}
     log.info("review of %s: %s", job_id, out)
     return out

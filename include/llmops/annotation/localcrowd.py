@@ -195,7 +195,7 @@ class LocalCrowd:
         hit = self._read(f"hits/{hit_id}.json", None)
         if hit is None:
             raise CrowdError(f"local crowd update_expiration_for_hit failed: no HIT {hit_id}")
-        hit["expires_at"] = expire_at.timestamp()
+        hit["expires_at"] = max(expire_at.timestamp(), self.clock())  # a past time expires it now
         self._write(f"hits/{hit_id}.json", hit)
         self.calls.append(f"extend:{hit_id}")
 
