@@ -107,6 +107,21 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from llmops.config import ConfigError
+    from llmops.training.args import load_train_config
+
+    try:
+        cfg = load_train_config(args.config)
+    except ConfigError as exc:
+        raise CLIError(str(exc), 2) from None
+    from llmops.training.train import run_training
+
+    summary = run_training(cfg)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -123,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", required=True, help="partition key, e.g. the run's date 2026-11-25")
     p.add_argument("--config", metavar="FILE")
     p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("train", help="fine-tune a model on a labeled version (DeepSpeed; CPU or GPUs)")
+    p.add_argument("--config", required=True, metavar="FILE", help="training YAML: model, data, train sections")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample-data", help="generate the seeded sample corpus (no downloads)")
     p.add_argument("--out", required=True, metavar="DIR")

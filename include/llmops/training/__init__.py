@@ -1,0 +1,1 @@
+"""Fine-tuning: ``llmops train --config FILE`` / ``python -m llmops.training --config FILE``."""

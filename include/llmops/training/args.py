@@ -1,0 +1,103 @@
+"""Typed arguments of a fine-tuning run, from one YAML file (``llmops train --config FILE``).
+
+Three groups, as in Hugging Face's example scripts: what model (``model``), what data (``data``)
+and how to train (``train``). Every key has a default except the model and the data version;
+an unknown key or a wrong value fails before anything is loaded, naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmops.config import ConfigError, expand_vars
+
+__all__ = ["DataArgs", "ModelArgs", "RunArgs", "TrainConfig", "load_train_config"]
+
+DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "deepspeed"
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelArgs(_Args):
+    name_or_path: str = Field(description="A local Hugging Face model folder (no hub downloads at run time).")
+    task: Literal["classification", "sft"] = "classification"
+    max_length: int = Field(default=128, ge=8, le=8192, description="Tokens per example (longer ones are truncated).")
+
+
+class DataArgs(_Args):
+    storage_root: str = Field(default="${LLMOPS_HOME}/store", description="Object store holding the dataset.")
+    dataset: str = "support_messages"
+    version: str = Field(description="The labeled dataset version to train on (labeled-<hash>).")
+    validation_fraction: float = Field(default=0.15, ge=0, lt=1)
+    test_fraction: float = Field(default=0.15, ge=0, lt=1)
+    seed: int = Field(default=0, description="Seeds the split (stratified by label) and nothing else.")
+
+
+class RunArgs(_Args):
+    output_dir: str = Field(description="Run folder: checkpoints, the final model, train_result.json.")
+    max_steps: int = Field(default=30, ge=1, description="Total optimizer steps; a resumed run ends here too.")
+    per_device_batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    save_steps: int = Field(default=10, ge=1, description="Checkpoint every N steps (resume point).")
+    save_total_limit: int = Field(default=2, ge=1)
+    logging_steps: int = Field(default=1, ge=1)
+    seed: int = 42
+    deepspeed: str | None = Field(
+        default="zero2",
+        description="zero2 | zero3 | zero3_offload (include/deepspeed/<name>.json), a JSON path, or null for no DeepSpeed.",
+    )
+
+
+class TrainConfig(_Args):
+    model: ModelArgs
+    data: DataArgs
+    train: RunArgs
+
+    def deepspeed_config(self, *, bf16: bool) -> dict[str, Any] | None:
+        """The DeepSpeed config as a dict; bf16 is fixed to what the hardware supports."""
+        import json
+
+        name = self.train.deepspeed
+        if not name:
+            return None
+        path = Path(expand_vars(name))
+        if not path.suffix:
+            path = DEEPSPEED_DIR / f"{name}.json"
+        if not path.is_file():
+            raise ConfigError(f"train.deepspeed: {name!r} is neither zero2, zero3, zero3_offload nor a JSON file")
+        cfg = json.loads(path.read_text())
+        cfg.pop("optimizer", None)  # the Trainer passes torch AdamW: no FusedAdam/CPUAdam JIT build
+        cfg["bf16"] = {"enabled": bf16}
+        return dict(cfg)
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"training config {p} does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"training config {p} is not valid YAML: {exc}") from None
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "missing":
+                lines.append(f"{key}: required key is missing; add it.")
+            elif err["type"] == "extra_forbidden":
+                lines.append(f"{key}: unknown key; remove or rename it.")
+            else:
+                lines.append(f"{key}: {err['msg']}. Fix the value.")
+        raise ConfigError(f"invalid training config in {p}:\n  " + "\n  ".join(lines)) from None
