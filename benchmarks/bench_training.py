@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -63,10 +62,9 @@ def deepspeed_loop(data, warmup: int, batch: int) -> float:  # type: ignore[no-u
     import deepspeed
     import torch
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from llmops.training.train import single_process_env
+
+    single_process_env()
     model = build()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     config = {"train_micro_batch_size_per_gpu": batch, "gradient_accumulation_steps": 1, "gradient_clipping": 1.0,

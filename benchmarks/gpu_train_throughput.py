@@ -11,8 +11,6 @@ a slight under-estimate). ``--peak-tflops`` defaults by GPU name (H100/H200 989,
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 from _common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "include"))
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
 
 
@@ -40,11 +39,9 @@ def main() -> int:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if "RANK" not in os.environ:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from llmops.training.train import single_process_env
+
+    single_process_env()  # no launcher: a one-process world (a launcher's RANK is kept)
     gpu = args.device == "cuda"
     if gpu and not torch.cuda.is_available():
         print("no CUDA device: run on a GPU machine, or pass --tiny --device cpu for a smoke test", file=sys.stderr)

@@ -22,12 +22,12 @@ from typing import Any
 from llmops.config import expand_vars
 from llmops.training.args import TrainConfig
 
-__all__ = ["latest_checkpoint", "run_training"]
+__all__ = ["latest_checkpoint", "run_training", "single_process_env"]
 
 log = logging.getLogger(__name__)
 
 
-def _single_process_env() -> None:
+def single_process_env() -> None:
     """Without a launcher, describe a one-process world (DeepSpeed would otherwise look for MPI)."""
     if "RANK" in os.environ or "OMPI_COMM_WORLD_RANK" in os.environ:
         return
@@ -62,7 +62,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     bf16 = bool(on_gpu and torch.cuda.is_bf16_supported())
     ds_config = cfg.deepspeed_config(bf16=bf16)
     if ds_config is not None:
-        _single_process_env()
+        single_process_env()
     set_seed(cfg.train.seed)
     out = Path(expand_vars(cfg.train.output_dir))
     out.mkdir(parents=True, exist_ok=True)

@@ -108,17 +108,22 @@ class SelectForAnnotationOperator(_ConfiguredOperator):
         return out
 
 
-class CrowdExportOperator(_ConfiguredOperator):
-    """Creates the job's HITs (budget checked first; never twice) and links the HIT group."""
+class _JobOperator(_ConfiguredOperator):
+    """An operator working on one annotation job (the ``select`` task's ``job_id``)."""
 
     template_fields: Sequence[str] = ("config_path", "job_id")
-    operator_extra_links = (HitGroupLink(),)
-    ui_color = "#ffe0b2"
 
     def __init__(self, *, job_id: str, **kwargs: Any) -> None:
         kwargs.setdefault("partition", "")
         super().__init__(**kwargs)
         self.job_id = job_id
+
+
+class CrowdExportOperator(_JobOperator):
+    """Creates the job's HITs (budget checked first; never twice) and links the HIT group."""
+
+    operator_extra_links = (HitGroupLink(),)
+    ui_color = "#ffe0b2"
 
     def execute(self, context: Context) -> dict[str, Any]:
         from llmops.annotation.jobs import export_job
@@ -133,16 +138,10 @@ class CrowdExportOperator(_ConfiguredOperator):
         return out
 
 
-class CrowdReviewOperator(_ConfiguredOperator):
+class CrowdReviewOperator(_JobOperator):
     """Approves/rejects the submitted assignments by gold answers, pays bonuses, blocks repeat offenders."""
 
-    template_fields: Sequence[str] = ("config_path", "job_id")
     ui_color = "#fff8e1"
-
-    def __init__(self, *, job_id: str, **kwargs: Any) -> None:
-        kwargs.setdefault("partition", "")
-        super().__init__(**kwargs)
-        self.job_id = job_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from llmops.annotation.jobs import review_job
@@ -152,18 +151,12 @@ class CrowdReviewOperator(_ConfiguredOperator):
         return review_job(cfg, store=store, job_id=self.job_id, backend=open_crowd(cfg, store))
 
 
-class PublishLabelsOperator(_ConfiguredOperator):
+class PublishLabelsOperator(_JobOperator):
     """Aggregates the answers into a ``labeled`` dataset version (Great Expectations ``labeled``
     gate) and announces it on the first outlet."""
 
-    template_fields: Sequence[str] = ("config_path", "job_id")
     operator_extra_links = (DataDocsLink(),)
     ui_color = "#e8f5e9"
-
-    def __init__(self, *, job_id: str, **kwargs: Any) -> None:
-        kwargs.setdefault("partition", "")
-        super().__init__(**kwargs)
-        self.job_id = job_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from llmops.annotation.jobs import publish_labels
