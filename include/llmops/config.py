@@ -438,24 +438,29 @@ def parse_config(data: dict[str, Any] | None, origin: str = "<dict>") -> Pipelin
         raise ConfigError(_format_errors(exc, origin)) from None
 
 
+def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; every problem is a :class:`ConfigError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {p} does not exist; pass an existing YAML file to --config")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{what} {p} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"invalid configuration in {p}: the top level must be a mapping of keys")
+    return dict(loaded or {})
+
+
 def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Load and validate a YAML config; ``None`` gives the embedded defaults."""
     data: dict[str, Any] = {}
     origin = "embedded defaults"
     if path is not None:
-        p = Path(path)
-        origin = str(p)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist; pass an existing YAML file to --config")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(f"config file {p} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"invalid configuration in {p}: the top level must be a mapping of keys")
-        data = loaded or {}
+        origin = str(path)
+        data = read_yaml_mapping(path)
     if overrides:
         data = _deep_merge(data, overrides)
     return parse_config(data, origin)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from llmops.config import ConfigError, expand_vars
+from llmops.config import ConfigError, expand_vars, read_yaml_mapping
 
 __all__ = ["DataArgs", "ModelArgs", "RunArgs", "TrainConfig", "load_train_config"]
 
@@ -82,12 +81,7 @@ class TrainConfig(_Args):
 
 def load_train_config(path: str | Path) -> TrainConfig:
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"training config {p} does not exist; pass an existing YAML file to --config")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"training config {p} is not valid YAML: {exc}") from None
+    data = read_yaml_mapping(p, "training config")
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
