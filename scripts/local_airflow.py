@@ -8,8 +8,9 @@ SQLite metadata DB, LocalExecutor) in its own process group with the project's `
 ``plugins/``, after generating the seeded sample corpus and starting a small local HTTP server
 that plays the role of the support-ticket API. ``demo`` then backfills ``llm_data_collection``
 over the sample days through the scheduler; each curated version triggers ``llm_annotation``
-(asset schedule) on the local simulated crowd. It waits for all runs and prints what was produced.
-Nothing is downloaded.
+(asset schedule) on the local simulated crowd. Once every partition is labeled it runs
+``llm_fine_tuning`` once on all of them (MiniLM, DeepSpeed ZeRO-2 on CPU, local MLflow store). It
+waits for all runs and prints what was produced. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 DAG_ID = "llm_data_collection"
 ANNOTATION_DAG_ID = "llm_annotation"  # runs on the curated asset each collection run announces
+FINE_TUNING_DAG_ID = "llm_fine_tuning"  # runs on the labeled asset; the demo triggers it once
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -250,6 +252,51 @@ def wait_for_labels(env: dict[str, str], home: Path, days: list[str], deadline: 
     return states
 
 
+def apply_pools(env: dict[str, str]) -> None:
+    """The pools of ``airflow_settings.yaml`` (the Astro format), e.g. ``gpu`` for training."""
+    import yaml
+
+    settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text()) or {}
+    for pool in (settings.get("airflow") or {}).get("pools") or []:
+        run([str(VENV_BIN / "airflow"), "pools", "set", pool["pool_name"], str(pool["pool_slot"]),
+             pool.get("pool_description", "")], env)
+
+
+def wait_for_fine_tuning(env: dict[str, str], deadline: float) -> dict[str, str]:
+    """Trigger ``llm_fine_tuning`` once on every labeled partition and wait for it to finish."""
+    run([str(VENV_BIN / "airflow"), "dags", "unpause", FINE_TUNING_DAG_ID], env)
+    run([str(VENV_BIN / "airflow"), "dags", "trigger", FINE_TUNING_DAG_ID], env)
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, FINE_TUNING_DAG_ID)}
+        if states and all(v in ("success", "failed") for v in states.values()):
+            break
+        time.sleep(5)
+    return states
+
+
+def registered_models(home: Path, name: str = "support-intent") -> list[dict[str, Any]]:
+    """The registry versions of ``name`` in the local MLflow store, with their training metrics."""
+    db = home / "mlflow" / "mlflow.db"
+    if not db.exists():
+        return []
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    out = []
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        run = client.get_run(mv.run_id)
+        m = run.data.metrics
+        out.append({"name": name, "version": str(mv.version), "run_id": mv.run_id, "candidate": mv.tags.get(
+            "llmops.candidate"), "dataset_versions": mv.tags.get("llmops.dataset_versions", "").split(","),
+            "steps": int(run.data.params.get("train.max_steps", 0)),
+            "zero_stage": run.data.params.get("deepspeed.zero_optimization.stage"),
+            "eval_accuracy": m.get("eval/accuracy"), "eval_macro_f1": m.get("eval/macro_f1"),
+            "eval_loss": m.get("eval/loss"), "tokens_per_s": m.get("perf/tokens_per_s"),
+            "experiment_id": run.info.experiment_id})
+    return sorted(out, key=lambda r: int(r["version"]))
+
+
 def start_local(args: argparse.Namespace, label: str) -> tuple[Path, list[str], Any, dict[str, str], Standalone]:
     """Sample corpus, the simulated support API and a healthy `airflow standalone` with the DAGs loaded."""
     home = Path(args.home).resolve()
@@ -259,6 +306,7 @@ def start_local(args: argparse.Namespace, label: str) -> tuple[Path, list[str], 
     server, api_url = serve_folder(home / "api")
     env = airflow_env(home, free_port(args.port), api_url)
     run([str(VENV_BIN / "airflow"), "db", "migrate"], env)
+    apply_pools(env)
     af = Standalone(env)
     print(f"{label}: starting Airflow (standalone, SQLite, LocalExecutor) on {af.base}")
     af.start()
@@ -307,6 +355,12 @@ def demo(args: argparse.Namespace) -> int:
         print(f"demo: waiting for {ANNOTATION_DAG_ID} (triggered by the curated asset; local simulated crowd)")
         ann_states = wait_for_labels(env, home, days, deadline)
         print(f"demo: {ANNOTATION_DAG_ID} runs {json.dumps(sorted(ann_states.values()))}")
+        ft_states: dict[str, str] = {}
+        if ann_states and set(ann_states.values()) == {"success"}:
+            print(f"demo: triggering {FINE_TUNING_DAG_ID} on every labeled partition (in production it runs on "
+                  "the labeled asset): MiniLM, DeepSpeed ZeRO-2 on CPU")
+            ft_states = wait_for_fine_tuning(env, deadline)
+            print(f"demo: {FINE_TUNING_DAG_ID} runs {json.dumps(sorted(ft_states.values()))}")
         summary = summarize(home, days)
         for row in summary:
             if row["version_id"] is None:
@@ -333,12 +387,24 @@ def demo(args: argparse.Namespace) -> int:
                       f"gold accuracy {lab['gold']['accuracy']}, alpha {lab['alpha']}; simulated cost "
                       f"${lab['cost_usd']['approved_rewards_and_fees']}")
                 print(f"  {'':10}  labels {json.dumps(lab['labels'])}; exports {lab['path']}/exports/")
+        models = registered_models(home)
+        for mv in models:
+            acc = f"{mv['eval_accuracy']:.2f}" if mv["eval_accuracy"] is not None else "n/a"
+            f1 = f"{mv['eval_macro_f1']:.2f}" if mv["eval_macro_f1"] is not None else "n/a"
+            tps = f"{mv['tokens_per_s']:.0f}" if mv["tokens_per_s"] else "n/a"
+            print(f"  model {mv['name']} version {mv['version']} ({mv['candidate']}): {mv['steps']} steps with "
+                  f"DeepSpeed ZeRO-{mv['zero_stage']} on {len(mv['dataset_versions'])} labeled versions; "
+                  f"validation accuracy {acc}, macro-F1 {f1}; {tps} tokens/s; MLflow run {mv['run_id']}")
+        if models:
+            print(f"demo: MLflow: {VENV_BIN / 'mlflow'} ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'}")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
         print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
         (home / "demo_summary.json").write_text(json.dumps(
-            {"runs": states, "annotation_runs": ann_states, "versions": summary}, indent=2))
+            {"runs": states, "annotation_runs": ann_states, "fine_tuning_runs": ft_states, "versions": summary,
+             "models": models}, indent=2))
         ok = all(states.get(d) == "success" for d in days) and all(r["version_id"] for r in summary)
         ok = ok and bool(ann_states) and set(ann_states.values()) == {"success"} and all(r.get("labeled") for r in summary)
+        ok = ok and bool(ft_states) and set(ft_states.values()) == {"success"} and len(models) == 1
         print(f"demo: {'OK' if ok else 'FAILED'} in {time.monotonic() - t0:.0f}s")
         if args.keep_running and ok:
             print("demo: Airflow keeps running; Ctrl-C to stop")

@@ -115,11 +115,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_train_config(args.config)
     except ConfigError as exc:
         raise CLIError(str(exc), 2) from None
-    from llmops.training.train import run_training
+    from llmops.training.train import exit_code, run_training
 
     summary = run_training(cfg)
-    print(json.dumps(summary, indent=2, sort_keys=True))
-    return 0
+    print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return exit_code(summary)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmops.annotation.settings import AnnotationConfig
+from llmops.training.settings import TrainingConfig
 
 __all__ = [
     "AnnotationConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "PipelineConfig",
     "SourceConfig",
     "StorageConfig",
+    "TrainingConfig",
     "config_hash",
     "load_config",
 ]
@@ -325,6 +327,7 @@ class PipelineConfig(_Model):
     curation: CurationConfig = Field(default_factory=CurationConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @field_validator("sources")
     @classmethod

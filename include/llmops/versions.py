@@ -389,6 +389,17 @@ def latest_for_partition(store: ObjectStore, dataset: str, stage: str, partition
     return str(json.loads(store.read_bytes(key))["version_id"])
 
 
+def latest_versions(store: ObjectStore, dataset: str, stage: str) -> dict[str, str]:
+    """``{partition: newest version id}`` of every partition of a stage, sorted by partition."""
+    prefix = f"datasets/{dataset}/{stage}/partitions/"
+    out = {}
+    for key in store.list(prefix):
+        if key.endswith(".json"):
+            pointer = json.loads(store.read_bytes(key))
+            out[key[len(prefix):-len(".json")]] = str(pointer["version_id"])
+    return dict(sorted(out.items()))
+
+
 def local_data_files(
     store: ObjectStore, manifest: dict[str, Any], *, which: str = "files", cache_dir: Path | None = None
 ) -> list[Path]:

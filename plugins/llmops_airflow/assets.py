@@ -21,3 +21,11 @@ LABELED_DATASET = Asset(
     uri=f"llmops://datasets/{DATASET}/labeled",
     group="llmops",
 )
+
+#: Fine-tuning registered candidate model versions; the extra lists them (registered model, version,
+#: MLflow run, candidate name, dataset versions) for evaluation to rank.
+CANDIDATE_MODEL = Asset(
+    name=f"llmops.{DATASET}.candidate_model",
+    uri=f"llmops://models/{DATASET}/candidates",
+    group="llmops",
+)

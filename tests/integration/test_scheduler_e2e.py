@@ -17,13 +17,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(1300)
 def test_backfill_through_the_scheduler(tmp_path: Path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     res = subprocess.run(
         [sys.executable, str(ROOT / "scripts/local_airflow.py"), "demo", "--home", str(home), "--days", "2",
-         "--records-per-day", "60", "--port", "0", "--timeout", "600"],
-        capture_output=True, text=True, env=env, timeout=900,
+         "--records-per-day", "60", "--port", "0", "--timeout", "900"],
+        capture_output=True, text=True, env=env, timeout=1200,
     )
     log = (home / "airflow" / "standalone.log")
     tail = log.read_text()[-3000:] if log.exists() else ""
@@ -43,4 +44,10 @@ def test_backfill_through_the_scheduler(tmp_path: Path):
         assert lab["version_id"].startswith("labeled-") and lab["parents"][0].startswith("curated-")
         assert lab["counts"]["input"] == lab["counts"]["kept"] + lab["counts"]["quarantined"] > 0
         assert Path(lab["path"], "exports", "label_studio.json").exists()
+    # the fine-tuning run trained once on every labeled partition and registered one model version
+    assert summary["fine_tuning_runs"] and set(summary["fine_tuning_runs"].values()) == {"success"}
+    (model,) = summary["models"]
+    assert model["name"] == "support-intent" and model["version"] == "1" and model["zero_stage"] == "2"
+    assert sorted(model["dataset_versions"]) == sorted(lab["version_id"] for lab in labeled)
+    assert model["eval_accuracy"] is not None and model["tokens_per_s"] > 0
     assert "demo: OK" in res.stdout

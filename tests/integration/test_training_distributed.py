@@ -52,7 +52,7 @@ def test_two_process_run_survives_sigkill_and_resumes(tmp_path, tiny_model_and_d
     model_dir, store, version = tiny_model_and_data
     run_dir = tmp_path / "run"
     cfg = {"model": {"name_or_path": str(model_dir), "max_length": 32},
-           "data": {"storage_root": str(store), "version": version},
+           "data": {"storage_root": str(store), "versions": [version]},
            "train": {"output_dir": str(run_dir), "max_steps": 120, "save_steps": 5, "save_total_limit": 3,
                      "per_device_batch_size": 4, "deepspeed": stage, "learning_rate": 1e-3}}
     cfg_path = tmp_path / "train.yaml"

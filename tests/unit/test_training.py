@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from llmops.training.data import split_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["billing", "refund", "shipping"]  # the labels of the tiny_model_and_data fixture
+DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def test_split_is_deterministic_and_stratified():
@@ -37,14 +39,14 @@ def test_split_is_deterministic_and_stratified():
 
 def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "t.yaml"
-    bad.write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"version": "v"},
+    bad.write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"versions": ["v"]},
                                    "train": {"output_dir": "o", "max_stepz": 3}}))
     with pytest.raises(ConfigError, match=r"train\.max_stepz: unknown key"):
         load_train_config(bad)
     bad.write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "train": {"output_dir": "o"}}))
     with pytest.raises(ConfigError, match=r"data: required key is missing"):
         load_train_config(bad)
-    bad.write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"version": "v"},
+    bad.write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"versions": ["v"]},
                                    "train": {"output_dir": "o", "deepspeed": "zero9"}}))
     with pytest.raises(ConfigError, match="train.deepspeed"):
         load_train_config(bad).deepspeed_config(bf16=False)
@@ -54,14 +56,14 @@ def test_config_errors_name_the_key(tmp_path):
 
 
 def _ok(folder: Path) -> str:
-    (folder / "ok.yaml").write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"version": "v"},
+    (folder / "ok.yaml").write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"versions": ["v"]},
                                                     "train": {"output_dir": "o", "deepspeed": "zero3_offload"}}))
     return "ok.yaml"
 
 
 def _train(tmp_path: Path, model_dir: Path, store: Path, version: str, max_steps: int) -> dict:
     cfg = {"model": {"name_or_path": str(model_dir), "max_length": 32},
-           "data": {"storage_root": str(store), "version": version},
+           "data": {"storage_root": str(store), "versions": [version]},
            "train": {"output_dir": str(tmp_path / "run"), "max_steps": max_steps, "save_steps": 2,
                      "per_device_batch_size": 8, "deepspeed": "zero2", "learning_rate": 1e-3}}
     path = tmp_path / "train.yaml"
@@ -89,3 +91,159 @@ def test_deepspeed_zero2_on_cpu_checkpoints_and_resumes(tmp_path, tiny_model_and
     assert second["resumed_from"] == "checkpoint-4" and second["global_step"] == 6
     model = AutoModelForSequenceClassification.from_pretrained(second["model_dir"], local_files_only=True)
     assert model.config.id2label == dict(enumerate(sorted(LABELS)))
+
+
+def _config(tmp_path: Path, model_dir: Path, store: Path, version: str, **train: object) -> dict:
+    return {"model": {"name_or_path": str(model_dir), "max_length": 32},
+            "data": {"storage_root": str(store), "versions": [version]},
+            "train": {"output_dir": str(tmp_path / "run"), "max_steps": 6, "save_steps": 3,
+                      "per_device_batch_size": 8, "deepspeed": "zero2", "learning_rate": 1e-3, **train},
+            "tracking": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                         "artifact_location": str(tmp_path / "artifacts"), "experiment": "ft-test",
+                         "registered_model": "support-intents", "run_key": "dag/run-1/train"}}
+
+
+@pytest.mark.slow
+def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_model_and_data, monkeypatch):
+    from mlflow import MlflowClient
+
+    from llmops.training.args import parse_train_config
+    from llmops.training.train import run_training
+
+    model_dir, store, version = tiny_model_and_data
+    for key in DIST_ENV:  # the in-process run describes a one-process world; undone after the test
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
+    cfg = parse_train_config(_config(tmp_path, model_dir, store, version))
+    first = run_training(cfg)
+    # a retried task: the training is done, so it only re-publishes, into the same run and version
+    second = run_training(cfg)
+    assert first["mlflow"] == second["mlflow"] and first["mlflow"]["version"] == "1"
+    client = MlflowClient(tracking_uri=cfg.tracking.tracking_uri)
+    versions = client.search_model_versions("name = 'support-intents'")
+    assert [str(v.version) for v in versions] == ["1"]
+    mv = versions[0]
+    assert mv.run_id == first["mlflow"]["run_id"] and mv.tags["llmops.dataset_versions"] == version
+    run = client.get_run(mv.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["llmops.run_key"] == "dag/run-1/train"
+    assert run.data.params["train.max_steps"] == "6" and run.data.params["deepspeed.zero_optimization.stage"] == "2"
+    assert "code_version" in run.data.params
+    steps = [m.step for m in client.get_metric_history(mv.run_id, "train/loss")]
+    assert steps == sorted(set(steps)) and steps[-1] == 6  # one point per step, none twice
+    assert client.get_metric_history(mv.run_id, "perf/tokens_per_s")
+    arts = {a.path for a in client.list_artifacts(mv.run_id, "training")}
+    assert {"training/train_config.json", "training/deepspeed_config.json", "training/training_curves.png",
+            "training/train_result.json"} <= arts
+    # the registered model loads with the transformers flavor and predicts one of the labels
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
+    pipe = mlflow.transformers.load_model(f"models:/support-intents/{mv.version}")
+    assert pipe(["my parcel is late"])[0]["label"] in LABELS
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_a_retry_resumes_to_the_planned_step(tmp_path, tiny_model_and_data):
+    import signal
+    import threading
+
+    model_dir, store, version = tiny_model_and_data
+    cfg = _config(tmp_path, model_dir, store, version, max_steps=400, save_steps=1000, logging_steps=1)
+    del cfg["tracking"]
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ)
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.executable).parents[1] / "torch-extensions"))
+    proc = subprocess.Popen([sys.executable, "-m", "llmops.training", "--config", str(path)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: list[str] = []
+    stepping = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            seen.append(line)
+            if " step 3/400" in line:
+                stepping.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while not stepping.wait(1) and proc.poll() is None and time.monotonic() < deadline:
+        pass
+    assert stepping.is_set(), "".join(seen[-40:])
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    reader.join(10)
+    assert proc.returncode == 143, "".join(seen[-40:])
+    stopped = json.loads(out.strip().splitlines()[-1])
+    assert stopped["stopped"] and 3 <= stopped["global_step"] < 400
+    assert (tmp_path / "run" / f"checkpoint-{stopped['global_step']}" / "trainer_state.json").exists()
+    # the retry continues from that checkpoint (not from step 0) and ends at the planned step
+    cfg["train"]["max_steps"] = stopped["global_step"] + 4
+    path.write_text(yaml.safe_dump(cfg))
+    res = subprocess.run([sys.executable, "-m", "llmops.training", "--config", str(path)], capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    done = json.loads(res.stdout.strip().splitlines()[-1])
+    assert done["resumed_from"] == f"checkpoint-{stopped['global_step']}"
+    assert done["global_step"] == stopped["global_step"] + 4
+
+
+def test_a_run_folder_refuses_another_config(tmp_path, tiny_model_and_data):
+    from llmops.training.args import parse_train_config
+    from llmops.training.train import _check_run_folder
+
+    model_dir, store, version = tiny_model_and_data
+    (tmp_path / "run").mkdir()
+    _check_run_folder(tmp_path / "run", parse_train_config(_config(tmp_path, model_dir, store, version)))
+    longer = parse_train_config(_config(tmp_path, model_dir, store, version, max_steps=60))
+    _check_run_folder(tmp_path / "run", longer)  # training longer is a resume
+    other = parse_train_config(_config(tmp_path, model_dir, store, version, learning_rate=0.5))
+    with pytest.raises(ValueError, match=r"changed: train\.learning_rate"):
+        _check_run_folder(tmp_path / "run", other)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_sft_trains_a_causal_lm_to_answer_the_label(tmp_path, tiny_model_and_data, monkeypatch, lora):
+    """The sft task: a tiny causal LM learns to answer the label after the prompt (prompt tokens
+    masked from the loss); with LoRA the adapters are merged into an ordinary model. Both are
+    logged by MLflow as text-generation models and registered."""
+    from mlflow import MlflowClient
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmops.training.args import parse_train_config
+    from llmops.training.sft import generate_label
+    from llmops.training.train import run_training
+    from tests._tiny_models import build_tiny_causal_lm
+
+    _, store, version = tiny_model_and_data
+    for key in DIST_ENV:
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
+    texts = [f"### Message:\nmessage {i}: charged twice invoice money back return parcel late courier\n"
+             f"### Intent:\n{lab}" for i, lab in enumerate(LABELS * 10)]
+    lm = build_tiny_causal_lm(tmp_path / "tiny-lm", texts)
+    data = _config(tmp_path, lm, store, version, max_steps=40, learning_rate=1e-2, deepspeed=None)
+    data["model"]["task"] = "sft"
+    if lora:
+        data["model"]["lora"] = {"r": 8, "alpha": 16, "dropout": 0.0}
+    data["tracking"]["registered_model"] = "support-intent-sft"
+    summary = run_training(parse_train_config(data))
+    assert summary["task"] == "sft" and summary["lora"] is lora and summary["global_step"] == 40
+    final = Path(summary["model_dir"])
+    assert not (final / "adapter_config.json").exists()  # a plain causal LM folder (merged with LoRA)
+    client = MlflowClient(tracking_uri=data["tracking"]["tracking_uri"])
+    (mv,) = client.search_model_versions("name = 'support-intent-sft'")
+    assert client.get_run(mv.run_id).data.params["model.task"] == "sft"
+    losses = [m.value for m in sorted(client.get_metric_history(mv.run_id, "train/loss"), key=lambda m: m.step)]
+    # the masked loss (label tokens only) falls; LoRA on a random base, with embeddings and head
+    # frozen, learns more slowly than training every weight
+    assert losses[-1] < (0.9 if lora else 0.5) * losses[0], losses
+    if not lora:  # all weights trained: the model answers the intent
+        model = AutoModelForCausalLM.from_pretrained(final, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(final, local_files_only=True)
+        words = {"billing": "charged twice invoice", "refund": "money back return", "shipping": "parcel late courier"}
+        right = sum(generate_label(model, tok, f"message 7: {words[lab]}") == lab for lab in LABELS)
+        assert right >= 2, "the fine-tuned LM should answer most intents"

