@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -38,6 +39,7 @@ VENV_BIN = Path(sys.executable).parent
 DAG_ID = "llm_data_collection"
 ANNOTATION_DAG_ID = "llm_annotation"  # runs on the curated asset each collection run announces
 FINE_TUNING_DAG_ID = "llm_fine_tuning"  # runs on the labeled asset; the demo triggers it once
+EVALUATION_DAG_ID = "llm_evaluation"  # runs on the candidate-model asset fine-tuning announces
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -263,13 +265,20 @@ def apply_pools(env: dict[str, str]) -> None:
 
 
 def wait_for_fine_tuning(env: dict[str, str], deadline: float) -> dict[str, str]:
-    """Trigger ``llm_fine_tuning`` once on every labeled partition and wait for it to finish."""
+    """Trigger ``llm_fine_tuning`` once on every labeled partition and wait for it and for the
+    ``llm_evaluation`` run its candidate-model event starts."""
+    run([str(VENV_BIN / "airflow"), "dags", "unpause", EVALUATION_DAG_ID], env)
     run([str(VENV_BIN / "airflow"), "dags", "unpause", FINE_TUNING_DAG_ID], env)
     run([str(VENV_BIN / "airflow"), "dags", "trigger", FINE_TUNING_DAG_ID], env)
     states: dict[str, str] = {}
     while time.monotonic() < deadline:
-        states = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, FINE_TUNING_DAG_ID)}
-        if states and all(v in ("success", "failed") for v in states.values()):
+        ft = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, FINE_TUNING_DAG_ID)}
+        ev = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, EVALUATION_DAG_ID)}
+        states = {f"{FINE_TUNING_DAG_ID}/{k}": v for k, v in ft.items()} | {
+            f"{EVALUATION_DAG_ID}/{k}": v for k, v in ev.items()}
+        done = {"success", "failed"}
+        if ft and all(v in done for v in ft.values()) and ("failed" in ft.values() or (
+                ev and all(v in done for v in ev.values()))):
             break
         time.sleep(5)
     return states
@@ -292,9 +301,21 @@ def registered_models(home: Path, name: str = "support-intent") -> list[dict[str
             "steps": int(run.data.params.get("train.max_steps", 0)),
             "zero_stage": run.data.params.get("deepspeed.zero_optimization.stage"),
             "eval_accuracy": m.get("eval/accuracy"), "eval_macro_f1": m.get("eval/macro_f1"),
-            "eval_loss": m.get("eval/loss"), "tokens_per_s": m.get("perf/tokens_per_s"),
-            "experiment_id": run.info.experiment_id})
+            "eval_loss": m.get("eval/loss"), "tokens_per_s": statistics.median(
+                [x.value for x in client.get_metric_history(mv.run_id, "perf/tokens_per_s")] or [0.0]),
+            "experiment_id": run.info.experiment_id, "aliases": sorted(mv.aliases),
+            "decision": mv.tags.get("eval.support_intents.decision"),
+            "golden_macro_f1": mv.tags.get("eval.support_intents.macro_f1"),
+            "eval_run_id": mv.tags.get("eval.support_intents.run_id")})
     return sorted(out, key=lambda r: int(r["version"]))
+
+
+def eval_metrics(home: Path, run_id: str | None) -> dict[str, float]:
+    if not run_id:
+        return {}
+    from mlflow import MlflowClient
+
+    return dict(MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}").get_run(run_id).data.metrics)
 
 
 def start_local(args: argparse.Namespace, label: str) -> tuple[Path, list[str], Any, dict[str, str], Standalone]:
@@ -358,9 +379,10 @@ def demo(args: argparse.Namespace) -> int:
         ft_states: dict[str, str] = {}
         if ann_states and set(ann_states.values()) == {"success"}:
             print(f"demo: triggering {FINE_TUNING_DAG_ID} on every labeled partition (in production it runs on "
-                  "the labeled asset): MiniLM, DeepSpeed ZeRO-2 on CPU")
+                  "the labeled asset): MiniLM, DeepSpeed ZeRO-2 on CPU; its candidate event starts "
+                  f"{EVALUATION_DAG_ID}")
             ft_states = wait_for_fine_tuning(env, deadline)
-            print(f"demo: {FINE_TUNING_DAG_ID} runs {json.dumps(sorted(ft_states.values()))}")
+            print(f"demo: {FINE_TUNING_DAG_ID} and {EVALUATION_DAG_ID} runs {json.dumps(ft_states, sort_keys=True)}")
         summary = summarize(home, days)
         for row in summary:
             if row["version_id"] is None:
@@ -394,7 +416,13 @@ def demo(args: argparse.Namespace) -> int:
             tps = f"{mv['tokens_per_s']:.0f}" if mv["tokens_per_s"] else "n/a"
             print(f"  model {mv['name']} version {mv['version']} ({mv['candidate']}): {mv['steps']} steps with "
                   f"DeepSpeed ZeRO-{mv['zero_stage']} on {len(mv['dataset_versions'])} labeled versions; "
-                  f"validation accuracy {acc}, macro-F1 {f1}; {tps} tokens/s; MLflow run {mv['run_id']}")
+                  f"validation accuracy {acc}, macro-F1 {f1}; median {tps} tokens/s; MLflow run {mv['run_id']}")
+            if mv["decision"]:
+                ev = eval_metrics(home, mv["eval_run_id"])
+                ci = f" (95% CI {ev.get('macro_f1_ci_low', 0):.2f}..{ev.get('macro_f1_ci_high', 0):.2f})" if ev else ""
+                print(f"  {'':10}  {EVALUATION_DAG_ID}: golden macro-F1 {mv['golden_macro_f1']}{ci}; gate "
+                      f"{mv['decision'].upper()}; aliases {mv['aliases'] or 'none'}; report: MLflow run "
+                      f"{mv['eval_run_id']} evaluation/report.html")
         if models:
             print(f"demo: MLflow: {VENV_BIN / 'mlflow'} ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'}")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
@@ -405,6 +433,7 @@ def demo(args: argparse.Namespace) -> int:
         ok = all(states.get(d) == "success" for d in days) and all(r["version_id"] for r in summary)
         ok = ok and bool(ann_states) and set(ann_states.values()) == {"success"} and all(r.get("labeled") for r in summary)
         ok = ok and bool(ft_states) and set(ft_states.values()) == {"success"} and len(models) == 1
+        ok = ok and any(k.startswith(EVALUATION_DAG_ID) for k in ft_states)
         print(f"demo: {'OK' if ok else 'FAILED'} in {time.monotonic() - t0:.0f}s")
         if args.keep_running and ok:
             print("demo: Airflow keeps running; Ctrl-C to stop")

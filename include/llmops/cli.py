@@ -122,6 +122,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return exit_code(summary)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from llmops.config import ConfigError
+    from llmops.evaluation.suites import load_suite
+
+    try:
+        suite = load_suite(args.suite)
+    except ConfigError as exc:
+        raise CLIError(str(exc), 2) from None
+    if args.tracking_uri:
+        import mlflow
+
+        mlflow.set_tracking_uri(args.tracking_uri)
+    from llmops.evaluation.report import markdown_summary, plots, render_html
+    from llmops.evaluation.runner import evaluate_model
+
+    report = evaluate_model(args.model, suite)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        slim = {k: v for k, v in report.items() if k not in ("predictions", "ids")}
+        (out / "report.json").write_text(json.dumps(slim, indent=2, sort_keys=True, default=str))
+        (out / "report.html").write_text(render_html(report, plots=plots(report, out)))
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k not in ("predictions", "ids")}, indent=2,
+                         sort_keys=True, default=str))
+    else:
+        print(markdown_summary(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -142,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a model on a labeled version (DeepSpeed; CPU or GPUs)")
     p.add_argument("--config", required=True, metavar="FILE", help="training YAML: model, data, train sections")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="benchmark a model on an evaluation suite (metrics, slices, robustness)")
+    p.add_argument("--model", required=True, help="a model folder or an MLflow model URI (models:/name/3)")
+    p.add_argument("--suite", required=True, help="suite name (include/evaluation/suites/) or a YAML path")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ URIs (default MLFLOW_TRACKING_URI)")
+    p.add_argument("--out", metavar="DIR", help="write report.json, report.html and plots here")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("sample-data", help="generate the seeded sample corpus (no downloads)")
     p.add_argument("--out", required=True, metavar="DIR")

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmops.annotation.settings import AnnotationConfig
+from llmops.evaluation.settings import EvaluationConfig
 from llmops.training.settings import TrainingConfig
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigError",
     "CurationConfig",
     "DedupConfig",
+    "EvaluationConfig",
     "FilterConfig",
     "NormalizeConfig",
     "PIIConfig",
@@ -328,6 +330,7 @@ class PipelineConfig(_Model):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @field_validator("sources")
     @classmethod

@@ -69,7 +69,12 @@ def _events(dr, since):
         return [e.extra for e in session.scalars(query.order_by(AssetEvent.timestamp))]
 
 
-def test_dag_test_registers_exactly_one_version_also_when_retried(airflow_db, dag, labeled, tmp_path):
+def test_dag_test_registers_exactly_one_version_also_when_retried_then_evaluation_promotes_it(
+        airflow_db, dag, labeled, tmp_path):
+    """The chain on the embedded defaults: llm_fine_tuning registers MiniLM once (also on a retry);
+    llm_evaluation benchmarks it on the golden suite, logs the report to MLflow and makes it the
+    first champion; evaluated again, nothing moves."""
+    from airflow.dag_processing.dagbag import DagBag
     from mlflow import MlflowClient
 
     cfg, store, versions = labeled
@@ -99,6 +104,25 @@ def test_dag_test_registers_exactly_one_version_also_when_retried(airflow_db, da
     assert [str(v.version) for v in client.search_model_versions("name = 'support-intent'")] == ["1"]
     assert len(client.search_runs([run.info.experiment_id])) == 1
     assert [c["run_id"] for c in _events(dr2, since)[-1]["candidates"]] == [mv.run_id]
+
+    # evaluation of the registered candidate: report in MLflow, gate, champion alias
+    conf = {"config_path": str(ROOT / "include/config/pipeline.yaml")}
+    evaluation = DagBag(dag_folder=str(ROOT / "dags")).get_dag("llm_evaluation")
+    dr, states = _run(evaluation, {**conf, "versions": "1"})
+    assert dr.state == "success", states
+    assert states[("promote", -1)] == "success"
+    champion = client.get_model_version_by_alias("support-intent", "champion")
+    assert str(champion.version) == "1" and champion.tags["eval.support_intents.decision"] == "promote"
+    ev = client.get_run(champion.tags["eval.support_intents.run_id"])
+    assert 0 < ev.data.metrics["macro_f1"] <= 1
+    assert ev.data.metrics["macro_f1_ci_low"] <= ev.data.metrics["macro_f1"] <= ev.data.metrics["macro_f1_ci_high"]
+    arts = {a.path for a in client.list_artifacts(ev.info.run_id, "evaluation")}
+    assert {"evaluation/report.html", "evaluation/confusion_matrix.png", "evaluation/decision.json"} <= arts
+    assert ev.inputs.dataset_inputs and ev.inputs.dataset_inputs[0].dataset.name == "support_intents-v1"
+    # evaluated again: it is already the champion, nothing moves
+    dr, states = _run(evaluation, {**conf, "versions": "1"})
+    assert dr.state == "success" and states[("promote", -1)] == "skipped", states
+    assert str(client.get_model_version_by_alias("support-intent", "champion").version) == "1"
 
 
 def test_model_selection_trains_every_candidate(airflow_db, dag, labeled, tmp_path, tiny_model_and_data):

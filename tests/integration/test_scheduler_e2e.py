@@ -50,4 +50,7 @@ def test_backfill_through_the_scheduler(tmp_path: Path):
     assert model["name"] == "support-intent" and model["version"] == "1" and model["zero_stage"] == "2"
     assert sorted(model["dataset_versions"]) == sorted(lab["version_id"] for lab in labeled)
     assert model["eval_accuracy"] is not None and model["tokens_per_s"] > 0
+    # its candidate event started llm_evaluation, which benchmarked it and made it the first champion
+    assert any(k.startswith("llm_evaluation/") for k in summary["fine_tuning_runs"])
+    assert model["decision"] == "promote" and model["aliases"] == ["champion"]
     assert "demo: OK" in res.stdout

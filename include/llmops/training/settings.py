@@ -61,7 +61,7 @@ class TrainingConfig(_Model):
     kill_grace_s: int = Field(default=120, ge=0, description="After SIGTERM, time to save a checkpoint.")
     defaults: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"model": {"task": "classification", "max_length": 64},
-                                 "train": {"max_steps": 30, "per_device_batch_size": 8, "learning_rate": 5e-5,
+                                 "train": {"max_steps": 30, "per_device_batch_size": 8, "learning_rate": 2e-4,
                                            "save_steps": 10, "deepspeed": "zero2"}},
         description="model/train keys every candidate starts from.")
     candidates: list[Candidate] = Field(

@@ -179,6 +179,10 @@ class TrackingCallback(_trainer_callback_base()):  # type: ignore[misc]
             self.last_logged = max((m.step for m in seen), default=-1)
         self._t, self._tokens = time.perf_counter(), int(state.num_input_tokens_seen or 0)
 
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        # tokens/s measures training steps: the time spent writing a checkpoint is left out
+        self._t, self._tokens = time.perf_counter(), int(state.num_input_tokens_seen or 0)
+
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
@@ -260,10 +264,10 @@ def publish_model(cfg: TrainConfig, run_id: str, model_dir: Path, *, artifacts: 
         import torch
         import transformers
 
-        mlflow.set_tracking_uri(tracking_uri(args))
+        mlflow.set_tracking_uri(tracking_uri(args) or "")
         task = "text-classification" if cfg.model.task == "classification" else "text-generation"
         # from an in-memory pipeline: MLflow's local-checkpoint path does not read transformers 5's task table
-        pipe = transformers.pipeline(task, model=str(model_dir), tokenizer=str(model_dir), device=-1)
+        pipe = transformers.pipeline(task, model=str(model_dir), tokenizer=str(model_dir), device=-1)  # type: ignore[call-overload]
         with mlflow.start_run(run_id=run_id):
             info = mlflow.transformers.log_model(
                 pipe, name="model", task=task,

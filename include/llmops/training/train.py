@@ -63,7 +63,7 @@ class _Stop:
 def _stop_callback() -> Any:
     from transformers import TrainerCallback
 
-    class StopOnSignalCallback(TrainerCallback):  # type: ignore[misc]
+    class StopOnSignalCallback(TrainerCallback):
         """After SIGTERM, every rank saves a checkpoint at the same step and training stops."""
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
@@ -187,19 +187,23 @@ def _end_run(cfg: TrainConfig, run_id: str, status: str) -> None:
 def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf16: bool, run_id: str | None,
            world_size: int, resolve: Any, load_rows: Any, split: Any, store: Any) -> dict[str, Any]:
     import torch
-    from datasets import Dataset
+    from datasets import Dataset, disable_progress_bars
     from transformers import (
         AutoModelForCausalLM,
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
+        PrinterCallback,
         Trainer,
         TrainingArguments,
         set_seed,
     )
+    from transformers.utils import logging as hf_logging
 
     from llmops.training import sft, tracking
 
+    hf_logging.disable_progress_bar()  # no tqdm bars in task logs
+    disable_progress_bars()
     set_seed(cfg.train.seed)
 
     # 2. data: the labeled versions, split deterministically and stratified by label
@@ -221,14 +225,16 @@ def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf1
             return ds.map(lambda b: tok(b["text"], truncation=True, max_length=cfg.model.max_length), batched=True,
                           remove_columns=["text"])
 
-        collator = DataCollatorWithPadding(tok)
+        collator: Any = DataCollatorWithPadding(tok)
 
-        def compute_metrics(pred: Any) -> dict[str, float]:
+        def metrics_fn(pred: Any) -> dict[str, float]:
             from sklearn.metrics import accuracy_score, f1_score
 
             guess = pred.predictions.argmax(-1)
             return {"accuracy": float(accuracy_score(pred.label_ids, guess)),
                     "macro_f1": float(f1_score(pred.label_ids, guess, average="macro", zero_division=0))}
+
+        compute_metrics: Any = metrics_fn
     else:  # sft: causal LM, prompt tokens masked from the loss
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
@@ -279,6 +285,7 @@ def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf1
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok,
                       data_collator=collator, compute_metrics=compute_metrics,
                       callbacks=[progress, _stop_callback()])
+    trainer.remove_callback(PrinterCallback)  # the progress line above says it once, readably
     if run_id is not None and trainer.is_world_process_zero():
         params = tracking.flat_params({"model": cfg.model.model_dump(), "data": cfg.data.model_dump(),
                                        "train": cfg.train.model_dump(), "deepspeed": ds_config or {}})
@@ -335,7 +342,8 @@ def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf1
             ts = int(time.time() * 1000)
             client.log_batch(run_id, metrics=[Metric(k.replace("eval_", "eval/", 1), float(v), ts,
                                                      trainer.state.global_step)
-                                              for k, v in metrics.items() if isinstance(v, int | float)])
+                                              for k, v in metrics.items()
+                                              if k.startswith("eval_") and isinstance(v, int | float)])
     return summary
 
 

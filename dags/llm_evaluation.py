@@ -1,0 +1,127 @@
+"""
+### llm_evaluation
+
+Benchmarks every candidate model version on the versioned golden suites, compares the best one
+with the current **champion**, and promotes it only when it is better with statistical confidence
+and nothing regressed.
+
+1. **resolve** – the candidate versions: the triggering candidate-model events (from
+   `llm_fine_tuning`), or the `versions` param.
+2. **evaluate** – one mapped task per candidate: every suite in `evaluation.suites` (metrics with
+   bootstrap CIs, per-slice metrics, robustness under perturbations, PII probe where on),
+   logged to MLflow (experiment `llm_evaluation`) with plots and an HTML report, and tagged on
+   the model version.
+3. **champion** – the current `champion` version, evaluated on the same suite versions.
+4. **gate** – ranks the candidates by the first suite's primary metric and applies each suite's
+   thresholds to the best one: primary metric, paired-bootstrap CI above the champion, slice
+   regressions, robustness drop, PII leaks. One readable table in the task log and in MLflow.
+5. **approve** (when `evaluation.require_approval`) – a human approves in the Airflow UI.
+6. **promote** – sets `champion` (the old one becomes `previous`); a repeat changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, task
+
+from llmops_airflow.assets import CANDIDATE_MODEL
+from llmops_airflow.operators.collection import DEFAULT_CONFIG, resolve_config_path
+
+
+def _config(path: str) -> Any:
+    from llmops.config import load_config
+
+    return load_config(resolve_config_path(path))
+
+
+@dag(
+    dag_id="llm_evaluation",
+    schedule=[CANDIDATE_MODEL],
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["llmops", "evaluation", "mlflow"],
+    default_args={"owner": "llmops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "config_path": Param(DEFAULT_CONFIG, type="string",
+                             description="Pipeline config, relative to the project folder or absolute."),
+        "versions": Param(None, type=["null", "string"],
+                          description="Comma-separated registry versions to evaluate (default: the triggering "
+                                      "candidates)."),
+    },
+)
+def llm_evaluation() -> None:
+    @task
+    def resolve(params: dict[str, Any] | None = None, **context: Any) -> list[str]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        params = params or {}
+        given = [v.strip() for v in (params.get("versions") or "").split(",") if v.strip()]
+        if given:
+            return given
+        found: list[str] = []
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in events:
+                for cand in (getattr(event, "extra", None) or {}).get("candidates", []):
+                    if cand.get("version") and str(cand["version"]) not in found:
+                        found.append(str(cand["version"]))
+        if not found:
+            raise AirflowFailException("no candidate version: pass `versions` or let llm_fine_tuning trigger the run")
+        return found
+
+    @task
+    def evaluate(version: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from llmops.evaluation.promotion import evaluate_version
+
+        return evaluate_version(_config((params or {})["config_path"]), version)
+
+    @task
+    def champion(versions: list[str], params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        from llmops.evaluation.promotion import evaluate_champion
+
+        return evaluate_champion(_config((params or {})["config_path"]), versions)
+
+    @task
+    def gate(results: list[dict[str, Any]], champ: dict[str, Any] | None,
+             params: dict[str, Any] | None = None) -> dict[str, Any]:
+        import logging
+
+        from llmops.evaluation.promotion import gate as run_gate
+
+        out = run_gate(_config((params or {})["config_path"]), list(results), champ)
+        logging.getLogger("airflow.task").info("promotion gate:\n%s", out["table"])
+        return {k: v for k, v in out.items() if k != "table"} | {"table": out["table"]}
+
+    @task
+    def promote(decision: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from llmops.evaluation.promotion import apply
+
+        if not decision["promote"]:
+            reasons = "; ".join(decision.get("reasons") or []) or "already the champion"
+            raise AirflowSkipException(f"version {decision['version']} not promoted: {reasons}")
+        return apply(_config((params or {})["config_path"]), decision["version"])
+
+    versions = resolve()
+    results = evaluate.expand(version=versions)
+    decision = gate(results, champion(versions))
+    stage = _config(DEFAULT_CONFIG).evaluation
+    if stage.require_approval:
+        from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+        approve = ApprovalOperator(
+            task_id="approve",
+            subject="Promote model version {{ ti.xcom_pull(task_ids='gate')['version'] }} to champion?",
+            body="{{ ti.xcom_pull(task_ids='gate')['table'] }}",
+            response_timeout=timedelta(hours=stage.approval_timeout_h),
+        )
+        decision >> approve >> promote(decision)
+    else:
+        promote(decision)
+
+
+llm_evaluation()

@@ -1,0 +1,1 @@
+"""Benchmark evaluation of candidate models and the promotion gate."""

@@ -1,0 +1,133 @@
+"""Champion/challenger flow over the model registry, Airflow-free (the DAG's tasks call these).
+
+1. :func:`evaluate_version` – a registered version on every configured suite, logged to MLflow;
+2. :func:`evaluate_champion` – the current champion on the same suites (none: ``None``);
+3. :func:`gate` – rank the candidates by the first suite's primary metric, apply the gate to the
+   best one on every suite against the champion, log the decision on its evaluation runs;
+4. :func:`apply` – move the aliases (idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from llmops.config import PipelineConfig, expand_vars
+
+__all__ = ["apply", "evaluate_champion", "evaluate_version", "gate"]
+
+log = logging.getLogger(__name__)
+
+
+def _uri(cfg: PipelineConfig) -> str:
+    import os
+
+    return expand_vars(cfg.training.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+
+
+def _client(cfg: PipelineConfig) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=_uri(cfg))
+
+
+def _artifact_location(cfg: PipelineConfig) -> str | None:
+    loc = cfg.training.tracking.artifact_location
+    if not loc:
+        return None
+    loc = expand_vars(loc)
+    return loc if "://" in loc else f"{loc.rstrip('/')}/evaluation"
+
+
+def evaluate_version(cfg: PipelineConfig, version: str, *, predictor: Any = None,
+                     log_to_mlflow: bool = True) -> dict[str, Any]:
+    """``{"version", "reports": {suite: report}, "runs": {suite: run id}}`` for one registry version."""
+    import mlflow
+
+    from llmops.evaluation.runner import evaluate_model
+    from llmops.evaluation.suites import load_suite
+    from llmops.evaluation.tracking import log_evaluation
+
+    name = cfg.training.registered_model
+    mlflow.set_tracking_uri(_uri(cfg))
+    uri = f"models:/{name}/{version}"
+    reports, runs = {}, {}
+    for suite_name in cfg.evaluation.suites:
+        suite = load_suite(suite_name)
+        report = evaluate_model(uri, suite, predictor=predictor)
+        reports[suite_name] = report
+        if log_to_mlflow:
+            runs[suite_name] = log_evaluation(_uri(cfg), report, model_name=name, version=str(version),
+                                              experiment=cfg.evaluation.experiment,
+                                              artifact_location=_artifact_location(cfg))
+        m = report["metrics"][suite.primary]
+        log.info("%s v%s on %s@%s: %s %.4f (95%% CI %s)", name, version, suite.name, suite.version, suite.primary,
+                 m["value"], m["ci"])
+    return {"version": str(version), "reports": reports, "runs": runs}
+
+
+def champion_version(cfg: PipelineConfig) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client(cfg).get_model_version_by_alias(cfg.training.registered_model, cfg.evaluation.champion_alias)
+    except MlflowException:
+        return None
+    return str(mv.version)
+
+
+def evaluate_champion(cfg: PipelineConfig, candidates: list[str]) -> dict[str, Any] | None:
+    """The champion's evaluation (re-run on the current suite versions), or None without a champion."""
+    version = champion_version(cfg)
+    if version is None:
+        return None
+    return evaluate_version(cfg, version)
+
+
+def gate(cfg: PipelineConfig, results: list[dict[str, Any]], champion: dict[str, Any] | None) -> dict[str, Any]:
+    """Rank candidates, gate the best one against the champion on every suite, record the decision."""
+    from llmops.evaluation.gate import Decision, decide, render_table
+    from llmops.evaluation.runner import paired_comparison
+    from llmops.evaluation.suites import load_suite
+    from llmops.evaluation.tracking import log_evaluation
+
+    if not results:
+        raise ValueError("no candidate to gate")
+    first = load_suite(cfg.evaluation.suites[0])
+    ranked = sorted(results, key=lambda r: (-r["reports"][first.name]["metrics"][first.primary]["value"],
+                                            int(r["version"])))
+    best = ranked[0]
+    if champion is not None and champion["version"] == best["version"]:
+        return {"promote": False, "version": best["version"], "already_champion": True, "ranking": _ranking(ranked,
+                first), "table": f"version {best['version']} is already the champion", "reasons": []}
+    checks, tables = [], []
+    for suite_name in cfg.evaluation.suites:
+        suite = load_suite(suite_name)
+        cand = dict(best["reports"][suite_name])
+        champ = champion["reports"][suite_name] if champion else None
+        if champ is not None:
+            cand["paired"] = paired_comparison(suite, cand, champ)
+        decision = decide(suite, cand, champ)
+        checks += [(suite_name, c) for c in decision.checks]
+        tables.append(render_table(decision, title=f"{suite_name}@{suite.version}: v{best['version']} vs "
+                                                  f"{'v' + champion['version'] if champion else 'no champion'}"))
+        log_evaluation(_uri(cfg), cand, model_name=cfg.training.registered_model, version=best["version"],
+                       experiment=cfg.evaluation.experiment, artifact_location=_artifact_location(cfg),
+                       decision=decision, champion=champ)
+    overall = Decision(all(c.passed for _, c in checks), [c for _, c in checks])
+    return {"promote": overall.promote, "version": best["version"], "already_champion": False,
+            "champion": champion["version"] if champion else None, "ranking": _ranking(ranked, first),
+            "reasons": [f"{s}: {c.name}: {c.detail}" for s, c in checks if not c.passed],
+            "table": "\n\n".join(tables)}
+
+
+def _ranking(ranked: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
+    return [{"version": r["version"], suite.primary: r["reports"][suite.name]["metrics"][suite.primary]["value"]}
+            for r in ranked]
+
+
+def apply(cfg: PipelineConfig, version: str) -> dict[str, Any]:
+    from llmops.evaluation.gate import promote
+
+    return promote(_client(cfg), cfg.training.registered_model, version,
+                   champion_alias=cfg.evaluation.champion_alias, previous_alias=cfg.evaluation.previous_alias)
