@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: setup demo up test test-fast lint typecheck bench clean help
 
 help:
-	@echo "make demo   - set up and run the collection pipeline end to end through Airflow's scheduler"
+	@echo "make demo   - set up and run collection, annotation, fine-tuning and evaluation through Airflow's scheduler"
 	@echo "make test   - set up and run the test suite"
 	@echo "make up     - Airflow standalone UI (SQLite) with the project's DAGs and sample data"
 	@echo "make bench  - run the benchmarks, write benchmarks/results/*.json and BENCHMARKS.md"

@@ -303,7 +303,8 @@ def registered_models(home: Path, name: str = "support-intent") -> list[dict[str
             "eval_accuracy": m.get("eval/accuracy"), "eval_macro_f1": m.get("eval/macro_f1"),
             "eval_loss": m.get("eval/loss"), "tokens_per_s": statistics.median(
                 [x.value for x in client.get_metric_history(mv.run_id, "perf/tokens_per_s")] or [0.0]),
-            "experiment_id": run.info.experiment_id, "aliases": sorted(mv.aliases),
+            "experiment_id": run.info.experiment_id,
+            "aliases": sorted(client.get_model_version(name, mv.version).aliases),  # search omits aliases
             "decision": mv.tags.get("eval.support_intents.decision"),
             "golden_macro_f1": mv.tags.get("eval.support_intents.macro_f1"),
             "eval_run_id": mv.tags.get("eval.support_intents.run_id")})
