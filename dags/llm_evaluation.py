@@ -27,13 +27,8 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 from llmops_airflow.assets import CANDIDATE_MODEL
-from llmops_airflow.operators.collection import DEFAULT_CONFIG, resolve_config_path
-
-
-def _config(path: str) -> Any:
-    from llmops.config import load_config
-
-    return load_config(resolve_config_path(path))
+from llmops_airflow.operators.collection import DEFAULT_CONFIG
+from llmops_airflow.operators.collection import load_pipeline_config as _config
 
 
 @dag(

@@ -75,6 +75,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 # --------------------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI to the process and its children: every
+    test starts without it, and a URI a test set does not reach the next test's training runs."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

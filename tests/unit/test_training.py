@@ -137,8 +137,10 @@ def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_model_and_
     # the registered model loads with the transformers flavor and predicts one of the labels
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.tracking.tracking_uri)
-    pipe = mlflow.transformers.load_model(f"models:/support-intents/{mv.version}")
+    from llmops.training.tracking import use_tracking_uri
+
+    with use_tracking_uri(cfg.tracking.tracking_uri):
+        pipe = mlflow.transformers.load_model(f"models:/support-intents/{mv.version}")
     assert pipe(["my parcel is late"])[0]["label"] in LABELS
     assert len(client.search_runs([run.info.experiment_id])) == 1
 

@@ -42,19 +42,18 @@ def _artifact_location(cfg: PipelineConfig) -> str | None:
 def evaluate_version(cfg: PipelineConfig, version: str, *, predictor: Any = None,
                      log_to_mlflow: bool = True) -> dict[str, Any]:
     """``{"version", "reports": {suite: report}, "runs": {suite: run id}}`` for one registry version."""
-    import mlflow
-
     from llmops.evaluation.runner import evaluate_model
     from llmops.evaluation.suites import load_suite
     from llmops.evaluation.tracking import log_evaluation
+    from llmops.training.tracking import use_tracking_uri
 
     name = cfg.training.registered_model
-    mlflow.set_tracking_uri(_uri(cfg))
     uri = f"models:/{name}/{version}"
     reports, runs = {}, {}
     for suite_name in cfg.evaluation.suites:
         suite = load_suite(suite_name)
-        report = evaluate_model(uri, suite, predictor=predictor)
+        with use_tracking_uri(_uri(cfg)):  # models:/ URIs resolve against the pipeline's store
+            report = evaluate_model(uri, suite, predictor=predictor)
         reports[suite_name] = report
         if log_to_mlflow:
             runs[suite_name] = log_evaluation(_uri(cfg), report, model_name=name, version=str(version),

@@ -105,6 +105,7 @@ def _log_dataset(tracking_uri: str, run_id: str, suite: dict[str, Any]) -> None:
     frame = pd.DataFrame([{k: r.get(k) for k in ("id", "text", "label", "lang", "source")} for r in rows])
     ds = mlflow.data.from_pandas(frame, name=f"{manifest['name']}-{manifest['version']}", targets="label",
                                  digest=manifest["sha256"][:16])
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):
+    from llmops.training.tracking import use_tracking_uri
+
+    with use_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
         mlflow.log_input(ds, context="evaluation")

@@ -15,13 +15,16 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from llmops.config import expand_vars
 from llmops.training.args import TrackingArgs, TrainConfig
 
-__all__ = ["RUN_KEY_TAG", "TrackingCallback", "flat_params", "open_run", "publish_model", "tracking_uri"]
+__all__ = ["RUN_KEY_TAG", "TrackingCallback", "flat_params", "open_run", "publish_model", "tracking_uri",
+           "use_tracking_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,20 @@ MODEL_URI_TAG = "llmops.model_uri"
 # Dense bf16 peak of common training GPUs, TFLOP/s (vendor data sheets), for MFU.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0,
                     "A6000": 155.0, "4090": 165.0}
+
+
+@contextmanager
+def use_tracking_uri(uri: str | None) -> Iterator[None]:
+    """MLflow's fluent API on ``uri`` for a block. ``mlflow.set_tracking_uri`` also exports
+    ``MLFLOW_TRACKING_URI`` to the whole process (and its children): restored afterwards."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri or "")
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets the variable again
 
 
 def tracking_uri(args: TrackingArgs) -> str | None:
@@ -264,11 +281,10 @@ def publish_model(cfg: TrainConfig, run_id: str, model_dir: Path, *, artifacts: 
         import torch
         import transformers
 
-        mlflow.set_tracking_uri(tracking_uri(args) or "")
         task = "text-classification" if cfg.model.task == "classification" else "text-generation"
         # from an in-memory pipeline: MLflow's local-checkpoint path does not read transformers 5's task table
         pipe = transformers.pipeline(task, model=str(model_dir), tokenizer=str(model_dir), device=-1)  # type: ignore[call-overload]
-        with mlflow.start_run(run_id=run_id):
+        with use_tracking_uri(tracking_uri(args)), mlflow.start_run(run_id=run_id):
             info = mlflow.transformers.log_model(
                 pipe, name="model", task=task,
                 pip_requirements=[f"transformers=={transformers.__version__}",

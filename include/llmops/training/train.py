@@ -12,6 +12,7 @@ GPUs under a launcher (bf16 where supported).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -131,34 +132,39 @@ def run_training(cfg: TrainConfig, *, run_key: str | None = None) -> dict[str, A
     on_gpu = torch.cuda.is_available()
     bf16 = bool(on_gpu and torch.cuda.is_bf16_supported())
     ds_config = cfg.deepspeed_config(bf16=bf16)
+    own_world = ds_config is not None and "RANK" not in os.environ and "OMPI_COMM_WORLD_RANK" not in os.environ
+    saved_env = {k: os.environ.get(k) for k in _WORLD_ENV}
     if ds_config is not None:
         single_process_env()
-    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    out = Path(expand_vars(cfg.train.output_dir)).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    _check_run_folder(out, cfg)
-    run_key = run_key or cfg.tracking.run_key or str(out)
-    track = rank == 0 and tracking.tracking_uri(cfg.tracking) is not None
-    run_id = tracking.open_run(cfg, run_key) if track else None
+    try:
+        rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        out = Path(expand_vars(cfg.train.output_dir)).expanduser().resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        _check_run_folder(out, cfg)
+        run_key = run_key or cfg.tracking.run_key or str(out)
+        track = rank == 0 and tracking.tracking_uri(cfg.tracking) is not None
+        run_id = tracking.open_run(cfg, run_key) if track else None
 
-    summary = _finished(out, cfg)
-    if summary is not None:  # a retry after the training itself had finished: publish only
-        log.info("training in %s already reached step %d; not training again", out, summary["global_step"])
-    else:
-        monitor = tracking.system_metrics(cfg, run_id) if run_id is not None else None
-        try:
-            summary = _train(cfg, out, ds_config=ds_config, bf16=bf16, run_id=run_id, world_size=world_size,
-                             resolve=resolve_model_path, load_rows=load_labeled_rows, split=split_rows,
-                             store=open_store(expand_vars(cfg.data.storage_root)))
-        except BaseException:
-            if run_id is not None:
-                _end_run(cfg, run_id, "FAILED")
-            raise
-        finally:
-            if monitor is not None:
-                monitor.finish()
-        if summary.get("stopped"):
-            return summary
+        summary = _finished(out, cfg)
+        if summary is not None:  # a retry after the training itself had finished: publish only
+            log.info("training in %s already reached step %d; not training again", out, summary["global_step"])
+        else:
+            monitor = tracking.system_metrics(cfg, run_id) if run_id is not None else None
+            try:
+                summary = _train(cfg, out, ds_config=ds_config, bf16=bf16, run_id=run_id, world_size=world_size,
+                                 resolve=resolve_model_path, load_rows=load_labeled_rows, split=split_rows,
+                                 store=open_store(expand_vars(cfg.data.storage_root)))
+            except BaseException:
+                if run_id is not None:
+                    _end_run(cfg, run_id, "FAILED")
+                raise
+            finally:
+                if monitor is not None:
+                    monitor.finish()
+            if summary.get("stopped"):
+                return summary
+    finally:  # also when the run folder or MLflow refused to start
+        _release_world(own_world, saved_env)
 
     # 7. MLflow: configs, curves, the model (transformers flavor), one registry version
     if run_id is not None:
@@ -176,6 +182,34 @@ def run_training(cfg: TrainConfig, *, run_key: str | None = None) -> dict[str, A
             (out / "train_result.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
         _end_run(cfg, run_id, "FINISHED")
     return summary
+
+
+_WORLD_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _release_world(own: bool, saved_env: dict[str, str | None]) -> None:
+    """Drop the process-wide state a training leaves behind: the Trainer's DeepSpeed config (under
+    ZeRO-3 it would partition every model built afterwards, e.g. the one MLflow logs), accelerate's
+    shared state and, for a one-process world this run made up, the process group and its env."""
+    with contextlib.suppress(ImportError):
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+    with contextlib.suppress(ImportError, AttributeError):
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+    if not own:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _end_run(cfg: TrainConfig, run_id: str, status: str) -> None:

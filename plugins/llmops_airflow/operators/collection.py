@@ -30,6 +30,13 @@ def resolve_config_path(path: str | None) -> Path | None:
     return p if p.is_absolute() else PROJECT_DIR / p
 
 
+def load_pipeline_config(path: str | None) -> Any:
+    """The validated pipeline config of a task argument or DAG param (heavy imports stay out of parsing)."""
+    from llmops.config import load_config
+
+    return load_config(resolve_config_path(path))
+
+
 def producer_from_context(context: Context) -> dict[str, Any]:
     ti = context["ti"]
     return {
