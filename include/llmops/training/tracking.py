@@ -293,8 +293,9 @@ def publish_model(cfg: TrainConfig, run_id: str, model_dir: Path, *, artifacts: 
         client.set_tag(run_id, MODEL_URI_TAG, model_uri)
     out: dict[str, Any] = {"run_id": run_id, "model_uri": model_uri, "registered_model": args.registered_model,
                            "version": None}
-    if args.registered_model:
-        out["version"] = register_once(client, args.registered_model, model_uri, run_id, tags)
+    if args.registered_model:  # the registry resolves models:/ sources through the fluent tracking URI
+        with use_tracking_uri(tracking_uri(args)):
+            out["version"] = register_once(client, args.registered_model, model_uri, run_id, tags)
     return out
 
 
