@@ -134,6 +134,7 @@ def run_training(cfg: TrainConfig, *, run_key: str | None = None) -> dict[str, A
     ds_config = cfg.deepspeed_config(bf16=bf16)
     own_world = ds_config is not None and "RANK" not in os.environ and "OMPI_COMM_WORLD_RANK" not in os.environ
     saved_env = {k: os.environ.get(k) for k in _WORLD_ENV}
+    saved_accelerate = {k: v for k, v in os.environ.items() if k.startswith("ACCELERATE_")}
     if ds_config is not None:
         single_process_env()
     try:
@@ -164,7 +165,7 @@ def run_training(cfg: TrainConfig, *, run_key: str | None = None) -> dict[str, A
             if summary.get("stopped"):
                 return summary
     finally:  # also when the run folder or MLflow refused to start
-        _release_world(own_world, saved_env)
+        _release_world(own_world, saved_env, saved_accelerate)
 
     # 7. MLflow: configs, curves, the model (transformers flavor), one registry version
     if run_id is not None:
@@ -187,10 +188,15 @@ def run_training(cfg: TrainConfig, *, run_key: str | None = None) -> dict[str, A
 _WORLD_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def _release_world(own: bool, saved_env: dict[str, str | None]) -> None:
+def _release_world(own: bool, saved_env: dict[str, str | None], saved_accelerate: dict[str, str]) -> None:
     """Drop the process-wide state a training leaves behind: the Trainer's DeepSpeed config (under
     ZeRO-3 it would partition every model built afterwards, e.g. the one MLflow logs), accelerate's
-    shared state and, for a one-process world this run made up, the process group and its env."""
+    shared state and its ``ACCELERATE_*`` variables (``ACCELERATE_USE_DEEPSPEED`` would make the next
+    Trainer of the process use DeepSpeed) and, for a one-process world this run made up, the process
+    group and its env."""
+    for key in [k for k in os.environ if k.startswith("ACCELERATE_") and k not in saved_accelerate]:
+        del os.environ[key]
+    os.environ.update(saved_accelerate)
     with contextlib.suppress(ImportError):
         from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
