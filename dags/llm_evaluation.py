@@ -15,12 +15,15 @@ and nothing regressed.
 4. **gate** – ranks the candidates by the first suite's primary metric and applies each suite's
    thresholds to the best one: primary metric, paired-bootstrap CI above the champion, slice
    regressions, robustness drop, PII leaks. One readable table in the task log and in MLflow.
-5. **approve** (when `evaluation.require_approval`) – a human approves in the Airflow UI.
+5. **approve** (when `evaluation.require_approval`) – a candidate that passed the gate waits in
+   *Required actions* of the Airflow UI (HITL `ApprovalOperator`, the gate table as its body)
+   until a human approves or rejects it; a rejection skips `promote`.
 6. **promote** – sets `champion` (the old one becomes `previous`); a repeat changes nothing.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,17 +107,23 @@ def llm_evaluation() -> None:
     versions = resolve()
     results = evaluate.expand(version=versions)
     decision = gate(results, champion(versions))
-    stage = _config(DEFAULT_CONFIG).evaluation
+    # read when the DAG is parsed: LLMOPS_CONFIG (the deployment's config) or the project default
+    stage = _config(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG).evaluation
     if stage.require_approval:
         from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+        @task.short_circuit
+        def passed_gate(decision: dict[str, Any]) -> bool:
+            """Only a candidate that passed the gate is put to a human; otherwise approve/promote skip."""
+            return bool(decision["promote"])
 
         approve = ApprovalOperator(
             task_id="approve",
             subject="Promote model version {{ ti.xcom_pull(task_ids='gate')['version'] }} to champion?",
-            body="{{ ti.xcom_pull(task_ids='gate')['table'] }}",
+            body="```\n{{ ti.xcom_pull(task_ids='gate')['table'] }}\n```",
             response_timeout=timedelta(hours=stage.approval_timeout_h),
         )
-        decision >> approve >> promote(decision)
+        passed_gate(decision) >> approve >> promote(decision)
     else:
         promote(decision)
 

@@ -34,7 +34,13 @@ def test_llmops_evaluate_writes_the_report(tmp_path, capsys):
     m = report["metrics"]["macro_f1"]
     assert 0 <= m["ci"][0] <= m["value"] <= m["ci"][1] <= 1
     assert sum(map(sum, report["confusion"]["matrix"])) == 240
+    ex = report["explanations"]
+    errors = sum(1 for e in ex["examples"] if "error" in e["reasons"])
+    assert errors == min(8, 240 - sum(report["confusion"]["matrix"][i][i] for i in range(6)))
+    tagged = {r for e in ex["examples"] for r in e["reasons"]}
+    assert {"slice lang=en", "slice lang=es", "slice source=chat", "slice source=email"} <= tagged
+    assert all(len(e["tokens"]) == len(e["scores"]) > 0 for e in ex["examples"]) and ex["withheld"] == 0
     html = (tmp_path / "r" / "report.html").read_text()
-    assert "support_intents" in html and "https://" not in html
+    assert "support_intents" in html and "https://" not in html and "Why the model decided" in html
     assert main(["evaluate", "--model", str(folder), "--suite", "nope"]) == 2
-    assert "available: ['support_intents']" in capsys.readouterr().err
+    assert "available: ['support_intents', 'support_intents_generative']" in capsys.readouterr().err

@@ -137,7 +137,7 @@ def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_model_and_
     # the registered model loads with the transformers flavor and predicts one of the labels
     import mlflow
 
-    from llmops.training.tracking import use_tracking_uri
+    from llmops.mlflow_uri import use_tracking_uri
 
     with use_tracking_uri(cfg.tracking.tracking_uri):
         pipe = mlflow.transformers.load_model(f"models:/support-intents/{mv.version}")

@@ -114,6 +114,40 @@ class GenerativePredictor:
         return Predictions(labels=out)
 
 
+    def nll(self, texts: Sequence[str], references: Sequence[str]) -> tuple[list[float], list[int]]:
+        """Summed negative log-likelihood (nats) of each reference answer (with its end token) after its
+        prompt, and how many tokens were scored: the inputs of the ``perplexity`` metric."""
+        import torch
+
+        from llmops.training.sft import encode_sft
+
+        rows = [{"id": str(i), "text": t, "label": r} for i, (t, r) in enumerate(zip(texts, references, strict=True))]
+        enc = encode_sft(rows, self.tok, max_length=self.max_length, template=self.template)
+        order = _order([len(ids) for ids in enc["input_ids"]])
+        nll, counts = [0.0] * len(rows), [0] * len(rows)
+        pad = self.tok.pad_token_id
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                width = max(len(enc["input_ids"][i]) for i in idx)
+                ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                labels = torch.full((len(idx), width), -100, dtype=torch.long)
+                for row, i in enumerate(idx):  # right padding: positions match training
+                    n = len(enc["input_ids"][i])
+                    ids[row, :n] = torch.tensor(enc["input_ids"][i])
+                    mask[row, :n] = 1
+                    labels[row, :n] = torch.tensor(enc["labels"][i])
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()[:, :-1]
+                target = labels[:, 1:]
+                losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100,
+                                                           reduction="none")
+                for row, i in enumerate(idx):
+                    nll[i] = float(losses[row].sum())
+                    counts[i] = int((target[row] != -100).sum())
+        return nll, counts
+
+
 def load_predictor(model: str | Path, *, task: str | None = None, **kw: Any) -> Any:
     """A predictor for a local model folder or an MLflow model URI (``models:/name/1``, ``runs:/...``)."""
     path = Path(str(model))

@@ -43,15 +43,15 @@ def evaluate_version(cfg: PipelineConfig, version: str, *, predictor: Any = None
                      log_to_mlflow: bool = True) -> dict[str, Any]:
     """``{"version", "reports": {suite: report}, "runs": {suite: run id}}`` for one registry version."""
     from llmops.evaluation.runner import evaluate_model
-    from llmops.evaluation.suites import load_suite
     from llmops.evaluation.tracking import log_evaluation
-    from llmops.training.tracking import use_tracking_uri
+    from llmops.mlflow_uri import use_tracking_uri
 
     name = cfg.training.registered_model
     uri = f"models:/{name}/{version}"
     reports, runs = {}, {}
-    for suite_name in cfg.evaluation.suites:
-        suite = load_suite(suite_name)
+    suites = suites_for(cfg, version_task(cfg, version))
+    for suite in suites:
+        suite_name = suite.name
         with use_tracking_uri(_uri(cfg)):  # models:/ URIs resolve against the pipeline's store
             report = evaluate_model(uri, suite, predictor=predictor)
         reports[suite_name] = report
@@ -63,6 +63,38 @@ def evaluate_version(cfg: PipelineConfig, version: str, *, predictor: Any = None
         log.info("%s v%s on %s@%s: %s %.4f (95%% CI %s)", name, version, suite.name, suite.version, suite.primary,
                  m["value"], m["ci"])
     return {"version": str(version), "reports": reports, "runs": runs}
+
+
+def suites_dir(cfg: PipelineConfig) -> str | None:
+    folder = cfg.evaluation.suites_dir
+    if not folder:
+        return None
+    from pathlib import Path
+
+    path = Path(expand_vars(folder))  # relative: under the project folder, like the config's other paths
+    return str(path if path.is_absolute() else Path(__file__).resolve().parents[3] / path)
+
+
+def version_task(cfg: PipelineConfig, version: str) -> str | None:
+    """The task a registered version was trained for (its training run's ``llmops.task`` tag)."""
+    client = _client(cfg)
+    mv = client.get_model_version(cfg.training.registered_model, str(version))
+    if not mv.run_id:
+        return None
+    return client.get_run(mv.run_id).data.tags.get("llmops.task")
+
+
+def suites_for(cfg: PipelineConfig, task: str | None) -> list[Any]:
+    """The configured suites that apply to a model of ``task`` (all of them when the task is unknown)."""
+    from llmops.config import ConfigError
+    from llmops.evaluation.suites import load_suite
+
+    suites = [load_suite(n, suites_dir(cfg)) for n in cfg.evaluation.suites]
+    matching = [s for s in suites if task is None or s.task == task]
+    if not matching:
+        raise ConfigError(f"evaluation.suites: none of {[s.name for s in suites]} evaluates a {task!r} model "
+                          f"(their tasks: {sorted({s.task for s in suites})}); add a suite with task: {task}")
+    return matching
 
 
 def champion_version(cfg: PipelineConfig) -> str | None:
@@ -85,14 +117,14 @@ def evaluate_champion(cfg: PipelineConfig, candidates: list[str]) -> dict[str, A
 
 def gate(cfg: PipelineConfig, results: list[dict[str, Any]], champion: dict[str, Any] | None) -> dict[str, Any]:
     """Rank candidates, gate the best one against the champion on every suite, record the decision."""
-    from llmops.evaluation.gate import Decision, decide, render_table
+    from llmops.evaluation.gate import Check, Decision, decide, render_table
     from llmops.evaluation.runner import paired_comparison
     from llmops.evaluation.suites import load_suite
     from llmops.evaluation.tracking import log_evaluation
 
     if not results:
         raise ValueError("no candidate to gate")
-    first = load_suite(cfg.evaluation.suites[0])
+    first = load_suite(next(n for n in cfg.evaluation.suites if n in results[0]["reports"]), suites_dir(cfg))
     ranked = sorted(results, key=lambda r: (-r["reports"][first.name]["metrics"][first.primary]["value"],
                                             int(r["version"])))
     best = ranked[0]
@@ -100,10 +132,15 @@ def gate(cfg: PipelineConfig, results: list[dict[str, Any]], champion: dict[str,
         return {"promote": False, "version": best["version"], "already_champion": True, "ranking": _ranking(ranked,
                 first), "table": f"version {best['version']} is already the champion", "reasons": []}
     checks, tables = [], []
-    for suite_name in cfg.evaluation.suites:
-        suite = load_suite(suite_name)
+    for suite_name in best["reports"]:
+        suite = load_suite(suite_name, suites_dir(cfg))
         cand = dict(best["reports"][suite_name])
-        champ = champion["reports"][suite_name] if champion else None
+        champ = champion["reports"].get(suite_name) if champion else None
+        if champion is not None and champ is None:
+            checks.append((suite_name, Check("comparable", False, "no champion report", "same suites",
+                                             f"champion v{champion['version']} has no {suite_name} report (a "
+                                             "different task); register each task under its own model name")))
+            continue
         if champ is not None:
             cand["paired"] = paired_comparison(suite, cand, champ)
         decision = decide(suite, cand, champ)

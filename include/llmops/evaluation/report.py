@@ -7,8 +7,9 @@ script, so it can be opened straight from an MLflow artifact store or a mail att
 from the report is HTML-escaped. :func:`markdown_summary` gives the same headline numbers in a few
 lines of Markdown.
 
-A report holds labels, counts and metrics, never example texts, and nothing here adds any: the PII
-probe is shown as counts only.
+A report holds labels, counts and metrics. The only example texts are the token attributions of a
+few golden items (the golden set is redacted, and each shown item was rescanned for personal data);
+the PII probe of model outputs is shown as counts only.
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ tr.primary td:first-child{font-weight:bold}
 tr.gap td{background:#fff8e1}tr.skipped td{color:#888;background:#fafafa;font-style:italic}
 td.better{color:#2e7d32}td.worse{color:#c62828}
 ul.reasons li{color:#c62828}
+p.note{color:#555;font-size:.9em}td.tokens{line-height:1.8;max-width:40em}
+span.tok{border-radius:2px;padding:0 1px;white-space:pre-wrap}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
 footer{margin-top:2em;color:#888;font-size:.85em}
 """.strip()
@@ -436,6 +439,36 @@ def _section_pii(report: dict[str, Any]) -> str:
                       '<p class="meta">Counts only; the flagged outputs are not shown.</p>'])
 
 
+def _token_span(token: str, score: float) -> str:
+    alpha = min(1.0, abs(float(score)))
+    color = f"rgba(44,160,44,{alpha:.2f})" if score >= 0 else f"rgba(214,39,40,{alpha:.2f})"
+    return f'<span class="tok" style="background:{color}" title="{float(score):+.3f}">{_e(token)}</span>'
+
+
+def _section_explanations(report: dict[str, Any]) -> str:
+    ex = report.get("explanations") or {}
+    if not ex.get("examples") and not ex.get("withheld"):
+        return ""
+    parts = ["<h2>Why the model decided</h2>",
+             f'<p class="note">{_e(ex.get("method", ""))}, {_e(ex.get("steps", ""))} steps, attributing the '
+             "predicted label. Green tokens pushed towards the prediction, red against it; the strongest token "
+             "of each example is fully coloured. Texts come from the redacted golden set and are scanned for "
+             "personal data again before they are shown.</p>"]
+    rows = []
+    for e in ex.get("examples", []):
+        mark = "correct" if e.get("label") == e.get("prediction") else "error"
+        tokens = "".join(_token_span(t, sc) for t, sc in zip(e.get("tokens", []), e.get("scores", []), strict=False))
+        rows.append(_row([_t(e.get("id")), _t(", ".join(e.get("reasons", []))), _t(e.get("label")),
+                          (_e(e.get("prediction")), "worse" if mark == "error" else "better"), (tokens, "tokens"), _n(e.get("delta"), 3)]))
+    if rows:
+        parts.append(_table(["id", "why chosen", "label", "prediction", "attribution", "IG delta"], rows,
+                            "explanations"))
+    if ex.get("withheld"):
+        parts.append(f'<p class="note">{int(ex["withheld"])} selected example(s) withheld: the PII analyzer '
+                     "found personal data in their text.</p>")
+    return "\n".join(parts)
+
+
 def _section_timing(report: dict[str, Any]) -> str:
     t = report.get("timing") or {}
     if not t:
@@ -481,9 +514,11 @@ def render_html(report: dict[str, Any], *, decision: Decision | None = None, cha
         _section_slices(report, champion),
         _section_robustness(report),
         _section_pii(report),
+        _section_explanations(report),
         _section_timing(report),
         _section_plots(plots),
-        "<footer>Labels, counts and metrics only; no example texts.</footer>",
+        "<footer>Labels, counts and metrics; example texts only in the attributions, from the redacted golden "
+        "set.</footer>",
     ]
     body = "\n".join(s for s in sections if s)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

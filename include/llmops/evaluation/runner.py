@@ -15,11 +15,23 @@ from llmops.evaluation.suites import Suite
 __all__ = ["evaluate_model", "paired_comparison"]
 
 
-def _metric_values(suite: Suite, preds: list[str], refs: list[str], confidences: list[float]) -> dict[str, Any]:
+def _metric_values(suite: Suite, preds: list[str], refs: list[str], confidences: list[float],
+                   nll: tuple[list[float], list[int]] | None = None) -> dict[str, Any]:
     from llmops.evaluation.metrics import FAST, bootstrap_ci, compute
 
     out: dict[str, Any] = {}
     for name in suite.metrics:
+        if name == "perplexity":
+            if nll is None:
+                raise ValueError(f"suite {suite.name}: perplexity needs a generative model")
+            import numpy as np
+
+            losses, counts = np.asarray(nll[0]), np.asarray(nll[1])
+            point, low, high = bootstrap_ci(lambda a, b: float(np.exp(a.sum() / max(b.sum(), 1))), losses, counts,
+                                            n_resamples=suite.bootstrap_resamples)
+            value = compute("perplexity", nll=losses, n_tokens=counts)["perplexity"]
+            out[name] = {"value": float(value), "ci": [low, high], "lower_is_better": True}
+            continue
         if name == "ece":
             value = compute("ece", predictions=preds, references=refs, confidences=confidences)["ece"]
             out[name] = {"value": float(value), "ci": None, "lower_is_better": True}
@@ -59,7 +71,8 @@ def evaluate_model(model: str, suite: Suite, *, predictor: Any = None, redactor:
                   "golden": {"name": manifest["name"], "version": manifest["version"],
                              "sha256": manifest["sha256"], "items": manifest["items"]}},
         "model": str(model),
-        "metrics": _metric_values(suite, preds, refs, list(pred.confidences) or [1.0] * len(preds)),
+        "metrics": _metric_values(suite, preds, refs, list(pred.confidences) or [1.0] * len(preds),
+                                  nll=predictor.nll(texts, refs) if "perplexity" in suite.metrics else None),
         "slices": slice_metrics(rows, preds, refs, by=suite.slices, metric=primary_fn,
                                 min_size=suite.min_slice_size),
         "robustness": robustness_report(lambda xs: [str(x) for x in predictor.predict(xs).labels], texts, refs,
@@ -85,6 +98,19 @@ def evaluate_model(model: str, suite: Suite, *, predictor: Any = None, redactor:
 
             redactor = PIIRedactor(PIIConfig())
         report["pii"] = pii_leak_probe(preds, redactor)
+    if suite.explain is not None and (suite.explain.errors or suite.explain.per_slice):
+        from llmops.evaluation.explain import explain
+
+        if redactor is None:
+            from llmops.config import PIIConfig
+            from llmops.privacy.pii import PIIRedactor
+
+            redactor = PIIRedactor(PIIConfig())
+        t0 = time.perf_counter()
+        report["explanations"] = explain(predictor, rows, preds, refs, by=suite.slices, errors=suite.explain.errors,
+                                         per_slice=suite.explain.per_slice, steps=suite.explain.steps,
+                                         redactor=redactor, seed=seed)
+        report["timing"]["explain_seconds"] = time.perf_counter() - t0
     return report
 
 

@@ -17,6 +17,8 @@ class EvaluationConfig(BaseModel):
     suites: list[str] = Field(default_factory=lambda: ["support_intents"], min_length=1,
                               description="Suites under include/evaluation/suites/; the first one's primary "
                                           "metric ranks the candidates.")
+    suites_dir: str | None = Field(default=None, description="A folder of the project's own suite YAML files, "
+                                                             "looked up before the built-in ones.")
     experiment: str = "llm_evaluation"
     champion_alias: str = "champion"
     previous_alias: str = "previous"

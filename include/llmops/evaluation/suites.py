@@ -15,11 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from llmops.config import ConfigError, read_yaml_mapping
 
-__all__ = ["SUITES_DIR", "GoldenRef", "Suite", "Thresholds", "list_suites", "load_suite"]
+__all__ = ["SUITES_DIR", "Explain", "GoldenRef", "Suite", "Thresholds", "list_suites", "load_suite"]
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "evaluation" / "suites"
 CLASSIFICATION_METRICS = {"accuracy", "macro_f1", "ece"}
 GENERATION_METRICS = {"exact_match", "bleu", "chrf", "rouge", "perplexity"}
+GATE_METRICS = {"accuracy", "macro_f1", "exact_match"}
 
 
 class _Model(BaseModel):
@@ -41,6 +42,12 @@ class Thresholds(_Model):
     max_pii_leaks: int = Field(default=0, ge=0, description="Personal-data entities allowed in outputs.")
 
 
+class Explain(_Model):
+    errors: int = Field(default=8, ge=0, description="Misclassified golden items to explain.")
+    per_slice: int = Field(default=2, ge=0, description="Items to explain for every slice value.")
+    steps: int = Field(default=32, ge=4, le=512, description="Integration steps of integrated gradients.")
+
+
 class Suite(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     version: int = Field(ge=1)
@@ -53,6 +60,8 @@ class Suite(_Model):
     min_slice_size: int = Field(default=10, ge=1)
     robustness: list[str] = Field(default_factory=lambda: ["typos", "casing", "whitespace", "punctuation", "names"])
     pii_probe: bool = Field(default=False, description="Scan model outputs for personal data (generative tasks).")
+    explain: Explain | None = Field(default_factory=Explain,
+                                    description="Per-token attributions in the report; null turns them off.")
     bootstrap_resamples: int = Field(default=1000, ge=100)
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
@@ -64,17 +73,28 @@ class Suite(_Model):
             raise ValueError(f"metrics {unknown} do not apply to task {self.task}; use {sorted(allowed)}")
         if self.primary not in self.metrics:
             raise ValueError(f"primary {self.primary!r} must be one of metrics {self.metrics}")
+        if self.primary not in GATE_METRICS:
+            raise ValueError(f"primary {self.primary!r} cannot rank models in the gate (it needs a higher-is-better "
+                             f"metric with a paired bootstrap); use one of {sorted(GATE_METRICS & set(allowed))}")
         return self
 
 
-def list_suites(folder: Path = SUITES_DIR) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+def _folders(folder: Path | str | None) -> list[Path]:
+    """Where suites are looked up: ``folder`` (a project's own suites) first, then the built-in ones."""
+    extra = [Path(folder)] if folder else []
+    return [*extra, SUITES_DIR] if SUITES_DIR not in extra else extra
 
 
-def load_suite(name_or_path: str, folder: Path = SUITES_DIR) -> Suite:
+def list_suites(folder: Path | str | None = None) -> list[str]:
+    return sorted({p.stem for f in _folders(folder) for p in f.glob("*.yaml")})
+
+
+def load_suite(name_or_path: str, folder: Path | str | None = None) -> Suite:
+    """A suite by name (``folder`` first, then the built-in suites) or by path to its YAML file."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = folder / f"{name_or_path}.yaml"
+        path = next((f / f"{name_or_path}.yaml" for f in _folders(folder) if (f / f"{name_or_path}.yaml").exists()),
+                    _folders(folder)[0] / f"{name_or_path}.yaml")
     if not path.exists():
         raise ConfigError(f"evaluation suite {name_or_path!r} not found; available: {list_suites(folder)}")
     data = read_yaml_mapping(path, "evaluation suite")

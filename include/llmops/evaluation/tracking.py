@@ -1,6 +1,7 @@
 """MLflow side of evaluation: one run per (model version, suite version), attached to the version.
 
-The run lives in the ``llm_evaluation`` experiment and is found again by its ``llmops.eval_key``
+The headline metrics are also logged onto the version's MLflow logged model (``model_id``), tied to
+the golden set as their dataset, so the model page lists them. The run lives in the ``llm_evaluation`` experiment and is found again by its ``llmops.eval_key``
 tag, so a retried task logs into the same run. It holds the headline metrics and their CIs, the
 per-slice and robustness numbers, the confusion-matrix / slice / robustness plots, the HTML
 report, the golden set as an MLflow dataset input, and the gate decision. The model version gets
@@ -23,10 +24,9 @@ def eval_key(model_name: str, version: str, suite: str, suite_version: int) -> s
 
 
 def _run_for(client: Any, experiment: str, artifact_location: str | None, key: str, tags: dict[str, str]) -> str:
-    from llmops.training.args import TrackingArgs
-    from llmops.training.tracking import experiment_id
+    from llmops.mlflow_uri import ensure_experiment
 
-    exp = experiment_id(client, TrackingArgs(experiment=experiment, artifact_location=artifact_location))
+    exp = ensure_experiment(client, experiment, artifact_location)
     found = client.search_runs([exp], filter_string=f"tags.`llmops.eval_key` = '{key}'", max_results=1)
     if found:
         return str(found[0].info.run_id)
@@ -49,11 +49,18 @@ def log_evaluation(tracking_uri: str, report: dict[str, Any], *, model_name: str
                       {"llmops.model_name": model_name, "llmops.model_version": str(version),
                        "llmops.suite": suite["name"], "llmops.suite_version": str(suite["version"])})
     ts, metrics = int(time.time() * 1000), []
+    # the headline metrics also go onto the version's logged model, tied to the golden set
+    mv = client.get_model_version(model_name, str(version))
+    source = str(mv.source or "")  # the registry may leave model_id empty; the source is the logged model's URI
+    model_id = getattr(mv, "model_id", None) or (source.removeprefix("models:/") if source.startswith("models:/m-")
+                                                 else None)
+    on_model = {"model_id": model_id, "dataset_name": f"{suite['golden']['name']}-{suite['golden']['version']}",
+                "dataset_digest": suite["golden"]["sha256"][:16], "run_id": run_id} if model_id else {}
     for name, m in report["metrics"].items():
-        metrics.append(Metric(name, float(m["value"]), ts, 0))
+        metrics.append(Metric(name, float(m["value"]), ts, 0, **on_model))
         if m.get("ci"):
-            metrics += [Metric(f"{name}_ci_low", float(m["ci"][0]), ts, 0),
-                        Metric(f"{name}_ci_high", float(m["ci"][1]), ts, 0)]
+            metrics += [Metric(f"{name}_ci_low", float(m["ci"][0]), ts, 0, **on_model),
+                        Metric(f"{name}_ci_high", float(m["ci"][1]), ts, 0, **on_model)]
     for field, values in report["slices"]["by"].items():
         for value, s in values.items():
             if s.get("metric") is not None:
@@ -105,7 +112,7 @@ def _log_dataset(tracking_uri: str, run_id: str, suite: dict[str, Any]) -> None:
     frame = pd.DataFrame([{k: r.get(k) for k in ("id", "text", "label", "lang", "source")} for r in rows])
     ds = mlflow.data.from_pandas(frame, name=f"{manifest['name']}-{manifest['version']}", targets="label",
                                  digest=manifest["sha256"][:16])
-    from llmops.training.tracking import use_tracking_uri
+    from llmops.mlflow_uri import use_tracking_uri
 
     with use_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
         mlflow.log_input(ds, context="evaluation")

@@ -15,12 +15,11 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from llmops.config import expand_vars
+from llmops.mlflow_uri import ensure_experiment, use_tracking_uri
 from llmops.training.args import TrackingArgs, TrainConfig
 
 __all__ = ["RUN_KEY_TAG", "TrackingCallback", "flat_params", "open_run", "publish_model", "tracking_uri",
@@ -34,20 +33,6 @@ MODEL_URI_TAG = "llmops.model_uri"
 # Dense bf16 peak of common training GPUs, TFLOP/s (vendor data sheets), for MFU.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0,
                     "A6000": 155.0, "4090": 165.0}
-
-
-@contextmanager
-def use_tracking_uri(uri: str | None) -> Iterator[None]:
-    """MLflow's fluent API on ``uri`` for a block. ``mlflow.set_tracking_uri`` also exports
-    ``MLFLOW_TRACKING_URI`` to the whole process (and its children): restored afterwards."""
-    import mlflow
-
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri or "")
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets the variable again
 
 
 def tracking_uri(args: TrackingArgs) -> str | None:
@@ -65,21 +50,7 @@ def _client(args: TrackingArgs) -> Any:
 
 
 def experiment_id(client: Any, args: TrackingArgs) -> str:
-    from mlflow.exceptions import MlflowException
-
-    exp = client.get_experiment_by_name(args.experiment)
-    if exp is not None:
-        return str(exp.experiment_id)
-    location = expand_vars(args.artifact_location) if args.artifact_location else None
-    if location and "://" not in location:
-        location = Path(location).expanduser().resolve().as_uri()
-    try:
-        return str(client.create_experiment(args.experiment, artifact_location=location))
-    except MlflowException:  # created meanwhile by another task
-        exp = client.get_experiment_by_name(args.experiment)
-        if exp is None:
-            raise
-        return str(exp.experiment_id)
+    return ensure_experiment(client, args.experiment, args.artifact_location)
 
 
 def open_run(cfg: TrainConfig, run_key: str) -> str:
