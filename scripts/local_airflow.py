@@ -40,6 +40,7 @@ DAG_ID = "llm_data_collection"
 ANNOTATION_DAG_ID = "llm_annotation"  # runs on the curated asset each collection run announces
 FINE_TUNING_DAG_ID = "llm_fine_tuning"  # runs on the labeled asset; the demo triggers it once
 EVALUATION_DAG_ID = "llm_evaluation"  # runs on the candidate-model asset fine-tuning announces
+DRIFT_DAG_ID = "llm_drift_nightly"  # nightly cron; unpaused last, its latest night runs at once
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -284,6 +285,27 @@ def wait_for_fine_tuning(env: dict[str, str], deadline: float) -> dict[str, str]
     return states
 
 
+def wait_for_drift(env: dict[str, str], home: Path, deadline: float) -> dict[str, Any]:
+    """Unpause ``llm_drift_nightly``: the scheduler starts its latest nightly run (the window ending
+    yesterday, the last sample day). Wait for it; return its state and report summary."""
+    run([str(VENV_BIN / "airflow"), "dags", "unpause", DRIFT_DAG_ID], env)
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = list_runs(env, DRIFT_DAG_ID)
+        if runs and all(r.get("state") in ("success", "failed") for r in runs):
+            break
+        time.sleep(5)
+    out: dict[str, Any] = {"runs": {str(r["run_id"]): str(r.get("state")) for r in runs}, "report": None}
+    reports = sorted((home / "store").glob("drift/*/*/report.json"))
+    if reports:
+        rep = json.loads(reports[-1].read_text())
+        out["report"] = {"night": rep["night"], "drift": rep["drift"], "breaches": [b["check"] for b in rep["breaches"]],
+                         "drifted_slices": rep["drifted_slices"], "html": str(reports[-1].with_name("report.html")),
+                         "documents": [rep["reference_documents"], rep["current_documents"]],
+                         "golden": {k: v["value"] for k, v in rep["performance"]["suites"].items()}}
+    return out
+
+
 def registered_models(home: Path, name: str = "support-intent") -> list[dict[str, Any]]:
     """The registry versions of ``name`` in the local MLflow store, with their training metrics."""
     db = home / "mlflow" / "mlflow.db"
@@ -384,6 +406,11 @@ def demo(args: argparse.Namespace) -> int:
                   f"{EVALUATION_DAG_ID}")
             ft_states = wait_for_fine_tuning(env, deadline)
             print(f"demo: {FINE_TUNING_DAG_ID} and {EVALUATION_DAG_ID} runs {json.dumps(ft_states, sort_keys=True)}")
+        drift: dict[str, Any] = {"runs": {}, "report": None}
+        if ft_states and set(ft_states.values()) == {"success"}:
+            print(f"demo: unpausing {DRIFT_DAG_ID}: the scheduler runs its latest night against the champion")
+            drift = wait_for_drift(env, home, deadline)
+            print(f"demo: {DRIFT_DAG_ID} runs {json.dumps(sorted(drift['runs'].values()))}")
         summary = summarize(home, days)
         for row in summary:
             if row["version_id"] is None:
@@ -424,17 +451,25 @@ def demo(args: argparse.Namespace) -> int:
                 print(f"  {'':10}  {EVALUATION_DAG_ID}: golden macro-F1 {mv['golden_macro_f1']}{ci}; gate "
                       f"{mv['decision'].upper()}; aliases {mv['aliases'] or 'none'}; report: MLflow run "
                       f"{mv['eval_run_id']} evaluation/report.html")
+        rep = drift.get("report")
+        if rep:
+            verdict = (f"DRIFT ({', '.join(rep['breaches'])}; slices {', '.join(rep['drifted_slices']) or 'none'})"
+                       if rep["drift"] else "no drift")
+            print(f"  drift night {rep['night']}: {verdict}; {rep['documents'][1]} documents vs "
+                  f"{rep['documents'][0]} of the champion's training data; golden {json.dumps(rep['golden'])}")
+            print(f"  {'':10}  report {rep['html']}")
         if models:
             print(f"demo: MLflow: {VENV_BIN / 'mlflow'} ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'}")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
         print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
         (home / "demo_summary.json").write_text(json.dumps(
             {"runs": states, "annotation_runs": ann_states, "fine_tuning_runs": ft_states, "versions": summary,
-             "models": models}, indent=2))
+             "models": models, "drift": drift}, indent=2))
         ok = all(states.get(d) == "success" for d in days) and all(r["version_id"] for r in summary)
         ok = ok and bool(ann_states) and set(ann_states.values()) == {"success"} and all(r.get("labeled") for r in summary)
         ok = ok and bool(ft_states) and set(ft_states.values()) == {"success"} and len(models) == 1
         ok = ok and any(k.startswith(EVALUATION_DAG_ID) for k in ft_states)
+        ok = ok and bool(drift["runs"]) and set(drift["runs"].values()) == {"success"} and bool(drift["report"])
         print(f"demo: {'OK' if ok else 'FAILED'} in {time.monotonic() - t0:.0f}s")
         if args.keep_running and ok:
             print("demo: Airflow keeps running; Ctrl-C to stop")

@@ -152,6 +152,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    from llmops.config import ConfigError, load_config
+    from llmops.drift.nightly import compare_versions
+
+    try:
+        cfg = load_config(Path(args.config) if args.config else None)
+        report = compare_versions(cfg, args.reference, args.current, model=args.model,
+                                  embeddings=not args.no_embeddings)
+    except ConfigError as exc:
+        raise CLIError(str(exc), 2) from None
+    if args.out:
+        from llmops.drift.report import render_html
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
+        (out / "report.html").write_text(render_html(report))
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True, default=str))
+    else:
+        a = report["analysis"]
+        print(f"{'DRIFT' if report['drift'] else 'no drift'}: {args.reference} ({report['reference_documents']} "
+              f"documents) -> {args.current} ({report['current_documents']}); {a['tests']} tests at level "
+              f"{a['level']:.2g}")
+        for b in report["breaches"]:
+            print(f"  breach {b['check']}: " + ", ".join(f"{k} {v:.4g}" for k, v in b.items() if k != "check"))
+        if report["drifted_slices"]:
+            print(f"  drifted slices: {', '.join(report['drifted_slices'])}")
+    return 1 if report["drift"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -180,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write report.json, report.html and plots here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("drift", help="data and prediction drift between two dataset versions (exit 1 on drift)")
+    p.add_argument("--reference", required=True, metavar="VERSION", help="reference dataset version id")
+    p.add_argument("--current", required=True, metavar="VERSION", help="current dataset version id")
+    p.add_argument("--config", metavar="FILE", help="pipeline YAML (its drift: section and object store)")
+    p.add_argument("--model", help="also compare a model's predictions (folder or models:/ URI)")
+    p.add_argument("--no-embeddings", action="store_true", help="text statistics only (no MiniLM)")
+    p.add_argument("--out", metavar="DIR", help="write report.json and report.html here")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("sample-data", help="generate the seeded sample corpus (no downloads)")
     p.add_argument("--out", required=True, metavar="DIR")

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llmops.annotation.settings import AnnotationConfig
+from llmops.drift.settings import DriftConfig
 from llmops.evaluation.settings import EvaluationConfig
 from llmops.training.settings import TrainingConfig
 
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "CurationConfig",
     "DedupConfig",
+    "DriftConfig",
     "EvaluationConfig",
     "FilterConfig",
     "NormalizeConfig",
@@ -331,6 +333,7 @@ class PipelineConfig(_Model):
     annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @field_validator("sources")
     @classmethod

@@ -53,4 +53,9 @@ def test_backfill_through_the_scheduler(tmp_path: Path):
     # its candidate event started llm_evaluation, which benchmarked it and made it the first champion
     assert any(k.startswith("llm_evaluation/") for k in summary["fine_tuning_runs"])
     assert model["decision"] == "promote" and model["aliases"] == ["champion"]
+    # then the nightly drift run: the scheduler's latest night, against the champion's training data
+    drift = summary["drift"]
+    assert drift["runs"] and set(drift["runs"].values()) == {"success"}
+    assert drift["report"]["night"] in summary["runs"] and Path(drift["report"]["html"]).exists()
+    assert "drift night" in res.stdout
     assert "demo: OK" in res.stdout

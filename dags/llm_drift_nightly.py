@@ -1,0 +1,122 @@
+"""
+### llm_drift_nightly
+
+Every night: does the champion still work on today's data, where did the data move, and what to do.
+
+1. **analyze** – the window's curated partitions (`drift.lookback_days` ending with the night
+   before the run) against the champion's training data (its model version's dataset lineage):
+   text statistics, MiniLM embeddings (MMD + domain classifier), predicted-label mix, per slice;
+   the champion on its golden suites and on items labeled in the window, against its
+   promotion-time numbers. Report (HTML + JSON, with the trend over earlier nights) on the object
+   store next to the data under `drift/<dataset>/<night>/`, and in MLflow (experiment `llm_drift`).
+2. **alert** – on a breach, the `drift.notifier` (a JSON-lines file by default; SMTP or Slack by
+   connection id).
+3. **request_labels** – on a breach, one `llm_annotation` run on the window's newest curated
+   partition (run id `drift__<night>`, so a retry or a re-run triggers nothing twice); its labels
+   retrain through `llm_fine_tuning`, which runs on the labeled asset.
+4. **retrain** – on a breach, `llm_fine_tuning` right away when labeled data newer than the
+   champion's training data already exists.
+
+Each run analyses its own window, so `airflow backfill create --dag-id llm_drift_nightly
+--from-date ... --to-date ...` gives one comparable report per night.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, dag, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from llmops_airflow.operators.collection import DEFAULT_CONFIG
+from llmops_airflow.operators.collection import load_pipeline_config as _config
+
+_SCHEDULE = _config(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG).drift.schedule
+NIGHT = "{{ ti.xcom_pull(task_ids='analyze')['night'] }}"
+
+
+@dag(
+    dag_id="llm_drift_nightly",
+    schedule=CronTriggerTimetable(_SCHEDULE, timezone="UTC", interval=timedelta(days=1)),
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["llmops", "drift", "monitoring"],
+    default_args={"owner": "llmops", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={
+        "config_path": Param(DEFAULT_CONFIG, type="string",
+                             description="Pipeline config, relative to the project folder or absolute."),
+        "night": Param(None, type=["null", "string"], format="date",
+                       description="Analyse the window ending on this day (default: the day before the run)."),
+    },
+)
+def llm_drift_nightly() -> None:
+    @task
+    def analyze(params: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
+        import logging
+        from datetime import date
+
+        from llmops.drift.nightly import run_nightly
+
+        params = params or {}
+        end = context.get("data_interval_end") or context["logical_date"]
+        night = date.fromisoformat(params["night"]) if params.get("night") else (end - timedelta(days=1)).date()
+        cfg = _config(params["config_path"])
+        summary = run_nightly(cfg, night, airflow_run=f"{context['dag'].dag_id}/{context['run_id']}")
+        versions = summary["window"]["curated_versions"]
+        summary["annotate_partition"] = max(versions) if versions else None
+        log = logging.getLogger("airflow.task")
+        if summary.get("skipped"):
+            log.info("drift %s: skipped: %s", summary["night"], summary["skipped"])
+        else:
+            log.info("drift %s: %s; %d breach(es)%s; report %s", summary["night"],
+                     "DRIFT" if summary["drift"] else "no drift", len(summary["breaches"]),
+                     f"; drifted slices {', '.join(summary['drifted_slices'])}" if summary["drifted_slices"] else "",
+                     summary["report_path"])
+            for b in summary["breaches"]:
+                log.info("  breach %s", b)
+        return summary
+
+    @task
+    def alert(summary: dict[str, Any], params: dict[str, Any] | None = None, **context: Any) -> bool:
+        from llmops_airflow.notifiers import build_notifier
+
+        if not summary["drift"]:
+            return False
+        build_notifier(_config((params or {})["config_path"]).drift.notifier, summary).notify(context)
+        return True
+
+    @task.short_circuit
+    def needs_labels(summary: dict[str, Any], params: dict[str, Any] | None = None) -> bool:
+        cfg = _config((params or {})["config_path"])
+        return bool(summary["drift"] and cfg.drift.actions.annotate and summary.get("annotate_partition"))
+
+    @task.short_circuit
+    def needs_retraining(summary: dict[str, Any], params: dict[str, Any] | None = None) -> bool:
+        cfg = _config((params or {})["config_path"])
+        return bool(summary["drift"] and cfg.drift.actions.retrain and summary.get("new_labeled_versions"))
+
+    summary = analyze()
+    alert(summary)
+    needs_labels(summary) >> TriggerDagRunOperator(
+        task_id="request_labels",
+        trigger_dag_id="llm_annotation",
+        trigger_run_id=f"drift__{NIGHT}",
+        conf={"config_path": "{{ params.config_path }}",
+              "partition": "{{ ti.xcom_pull(task_ids='analyze')['annotate_partition'] }}"},
+        skip_when_already_exists=True,
+    )
+    needs_retraining(summary) >> TriggerDagRunOperator(
+        task_id="retrain",
+        trigger_dag_id="llm_fine_tuning",
+        trigger_run_id=f"drift__{NIGHT}",
+        conf={"config_path": "{{ params.config_path }}"},
+        skip_when_already_exists=True,
+    )
+
+
+llm_drift_nightly()
