@@ -28,7 +28,7 @@ def run(script: str, *args: str) -> dict:
 
 
 def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: dict | None = None,
-           infer: dict | None = None) -> str:
+           infer: dict | None = None, drift: dict | None = None) -> str:
     d = cur["docs_per_s"]
     r = cur["ratios"]
     lines = [
@@ -103,6 +103,19 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: di
             f"prefill ({g['prompt_tokens']['mean']:.0f} tokens on average) are compute-bound, so batching mostly saves "
             "per-call overhead and the decode steps.",
         ]
+    if drift:
+        n, b = drift["nightly"], drift["baseline_embed_everything"]
+        lines += [
+            "",
+            f"Drift: one nightly analysis (`llmops.drift.detect.analyze`, default config, {n['tests']} tests) of "
+            f"{drift['docs']:,} current against {drift['docs']:,} reference documents, embedding a seeded sample of "
+            f"{drift['config']['max_embedded']:,} per side with MiniLM on CPU, took {n['seconds']:.1f} s "
+            f"({n['docs_per_s']:,.0f} docs/s; {n['embed_seconds']:.1f} s of it embedding; peak RSS "
+            f"{n['peak_rss_mib']:.0f} MiB with the generated rows). Embedding every document of both sides would "
+            f"take ~{b['seconds']:,.0f} s (extrapolated from embedding {b['measured_chunk_docs']:,} documents at "
+            f"{b['embed_docs_per_s']:,.0f} docs/s in the same run; embeddings alone): the sampled night is "
+            f"**{drift['ratio_baseline_vs_nightly']:.1f}x** cheaper.",
+        ]
     return "\n".join(lines)
 
 
@@ -116,9 +129,10 @@ def main() -> int:
     if args.render_only:
         loaded = [json.loads((RES / f"{name}.json").read_text())
                   for name in ("curation", "dedup", "parse", "memory", "gate")]
-        train_path, infer_path = RES / "training.json", RES / "inference.json"
+        train_path, infer_path, drift_path = RES / "training.json", RES / "inference.json", RES / "drift.json"
         text = render(*loaded, train=json.loads(train_path.read_text()) if train_path.exists() else None,
-                      infer=json.loads(infer_path.read_text()) if infer_path.exists() else None)
+                      infer=json.loads(infer_path.read_text()) if infer_path.exists() else None,
+                      drift=json.loads(drift_path.read_text()) if drift_path.exists() else None)
         _write(text, readme=True)
         print(text)
         return 0
@@ -129,7 +143,8 @@ def main() -> int:
     gate = run("bench_gate.py", "--rows", "50000" if q else "1000000")
     train = run("bench_training.py", "--steps", "8" if q else "30")
     infer = run("bench_inference.py", "--n", "64" if q else "240", "--repeat", "1" if q else "3")
-    text = render(cur, dedup, parse, mem, gate, train, infer)
+    drift = run("bench_drift.py", "--docs", "20000" if q else "100000", "--chunk", "500" if q else "2000")
+    text = render(cur, dedup, parse, mem, gate, train, infer, drift)
     _write(text, readme=not q)
     print(text)
     return 0

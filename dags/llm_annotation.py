@@ -65,6 +65,9 @@ JOB_ID = "{{ ti.xcom_pull(task_ids='select')['job_id'] }}"
                                  description="Label this curated version (default: the triggering one)."),
         "partition": Param(None, type=["null", "string"], format="date",
                            description="Or: label the curated version of this partition (YYYY-MM-DD)."),
+        "focus": Param(None, type=["null", "object"],
+                       description='Only items of these slices, e.g. {"lang": ["es"]} (llm_drift_nightly sets the '
+                                   "drifted slices)."),
     },
 )
 def llm_annotation() -> None:
@@ -74,6 +77,7 @@ def llm_annotation() -> None:
         config_path=config,
         curated_version_id="{{ params.curated_version or '' }}",
         partition="{{ params.partition or '' }}",
+        focus="{{ params.focus | tojson if params.focus else '' }}",
     )
     export = CrowdExportOperator(task_id="export", config_path=config, job_id=JOB_ID)
     wait = AnnotationSensor(

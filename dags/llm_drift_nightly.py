@@ -12,7 +12,7 @@ Every night: does the champion still work on today's data, where did the data mo
 2. **alert** – on a breach, the `drift.notifier` (a JSON-lines file by default; SMTP or Slack by
    connection id).
 3. **request_labels** – on a breach, one `llm_annotation` run on the window's newest curated
-   partition (run id `drift__<night>`, so a retry or a re-run triggers nothing twice); its labels
+   partition, focused on the drifted slices (run id `drift__<night>`, so a retry or a re-run triggers nothing twice); its labels
    retrain through `llm_fine_tuning`, which runs on the labeled asset.
 4. **retrain** – on a breach, `llm_fine_tuning` right away when labeled data newer than the
    champion's training data already exists.
@@ -69,6 +69,13 @@ def llm_drift_nightly() -> None:
         summary = run_nightly(cfg, night, airflow_run=f"{context['dag'].dag_id}/{context['run_id']}")
         versions = summary["window"]["curated_versions"]
         summary["annotate_partition"] = max(versions) if versions else None
+        # label where the data moved: the drifted slices of one field (the first that has any)
+        focus: dict[str, list[str]] = {}
+        for name in summary["drifted_slices"]:
+            field, _, value = name.partition("=")
+            if not focus or field in focus:
+                focus.setdefault(field, []).append(value)
+        summary["focus"] = focus or None
         log = logging.getLogger("airflow.task")
         if summary.get("skipped"):
             log.info("drift %s: skipped: %s", summary["night"], summary["skipped"])
@@ -91,9 +98,13 @@ def llm_drift_nightly() -> None:
         return True
 
     @task.short_circuit
-    def needs_labels(summary: dict[str, Any], params: dict[str, Any] | None = None) -> bool:
-        cfg = _config((params or {})["config_path"])
-        return bool(summary["drift"] and cfg.drift.actions.annotate and summary.get("annotate_partition"))
+    def needs_labels(summary: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The llm_annotation conf on a breach (a falsy return skips request_labels)."""
+        config_path = (params or {})["config_path"]
+        cfg = _config(config_path)
+        if not (summary["drift"] and cfg.drift.actions.annotate and summary.get("annotate_partition")):
+            return None
+        return {"config_path": config_path, "partition": summary["annotate_partition"], "focus": summary["focus"]}
 
     @task.short_circuit
     def needs_retraining(summary: dict[str, Any], params: dict[str, Any] | None = None) -> bool:
@@ -102,12 +113,11 @@ def llm_drift_nightly() -> None:
 
     summary = analyze()
     alert(summary)
-    needs_labels(summary) >> TriggerDagRunOperator(
+    TriggerDagRunOperator(
         task_id="request_labels",
         trigger_dag_id="llm_annotation",
         trigger_run_id=f"drift__{NIGHT}",
-        conf={"config_path": "{{ params.config_path }}",
-              "partition": "{{ ti.xcom_pull(task_ids='analyze')['annotate_partition'] }}"},
+        conf=needs_labels(summary),
         skip_when_already_exists=True,
     )
     needs_retraining(summary) >> TriggerDagRunOperator(

@@ -100,6 +100,8 @@ def test_three_nights_three_reports_and_the_shifted_night_requests_labels(airflo
         runs = session.scalars(select(DagRun).where(DagRun.dag_id == "llm_annotation",
                                                     DagRun.run_id.startswith("drift__"))).all()
         assert [(r.run_id, r.conf["partition"]) for r in runs] == [(f"drift__{SHIFTED}", SHIFTED)]
+        focus = runs[0].conf["focus"]  # labeling goes where the data moved
+        assert list(focus) == ["lang"] and "es" in focus["lang"]
     mlflow_runs = client.search_runs([client.get_experiment_by_name("llm_drift").experiment_id])
     assert sorted(r.data.tags["llmops.night"] for r in mlflow_runs) == NIGHTS
     assert {a.path for a in client.list_artifacts(shifted_run(mlflow_runs), "drift")} == {

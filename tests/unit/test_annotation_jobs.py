@@ -233,3 +233,20 @@ def test_review_after_a_deadline_expires_the_unfinished_hits_once(curated_factor
     assert jobs.job_progress(store, cfg.dataset, plan["job_id"], crowd)["submitted"] == progress["submitted"]
     jobs.review_job(cfg, store=store, job_id=plan["job_id"], backend=crowd)
     assert crowd.calls == calls
+
+
+def test_a_focused_job_labels_only_the_drifted_slice(curated_factory, redactor):
+    overrides = {"annotation": {"selection": {"size": 8}}}
+    cfg, store, manifest = curated_factory(40, overrides=overrides)  # every 4th record is Spanish
+    plain = _prepare(cfg, store, manifest, redactor)
+    focused = jobs.prepare_job(cfg, store=store, curated_version_id=manifest["id"], partition=DAY, dag_id=DAG,
+                               redactor=redactor, focus={"lang": ["es"]})
+    assert focused["job_id"] != plain["job_id"] and focused["focus"] == {"lang": ["es"]}
+    prefix = jobs.job_prefix(cfg.dataset, focused["job_id"])
+    items = [json.loads(line) for line in store.read_bytes(f"{prefix}/items.jsonl").decode().splitlines()]
+    chosen = [it for it in items if not it.get("gold")]
+    assert chosen and all(it["lang"] == "es" for it in chosen)
+    assert focused["items"] == len(chosen) <= 10  # only 10 Spanish records exist
+    with pytest.raises(ValueError, match="focus field 'topic'"):
+        jobs.prepare_job(cfg, store=store, curated_version_id=manifest["id"], partition=DAY, dag_id=DAG,
+                         redactor=redactor, focus={"topic": ["x"]})

@@ -150,3 +150,37 @@ def test_llmops_drift_compares_two_dataset_versions(tmp_path, capsys):
     assert f"dataset version {ids[0]}" in html and "DRIFT" in html
     assert main([*base, "--current", "nope"]) == 2
     assert "dataset version 'nope'" in capsys.readouterr().err
+
+
+def test_champion_performance_against_its_promotion_time_numbers(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from llmops.config import PipelineConfig
+    from llmops.drift.nightly import _performance
+    from llmops.evaluation.golden import load_golden
+    from llmops.evaluation.inference import ClassifierPredictor
+    from tests._tiny_models import build_tiny_classifier
+
+    golden, _ = load_golden("support_intents", "v1")
+    labels = sorted({r["label"] for r in golden})
+    folder = build_tiny_classifier(tmp_path / "clf", [r["text"] for r in golden], num_labels=len(labels))
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    model.config.id2label = dict(enumerate(labels))
+    model.save_pretrained(folder)
+    predictor = ClassifierPredictor.from_dir(folder)
+    cfg = PipelineConfig()
+    labeled = [{"text": r["text"], "label": r["label"]} for r in golden[:60]]
+    champion = {"version": "3", "task": "classification", "promoted": {}}
+    quiet = _performance(cfg, champion, predictor, labeled)
+    suite = quiet["suites"]["support_intents"]
+    assert suite["metric"] == "macro_f1" and suite["at_promotion"] is None and not suite["breach"]
+    assert quiet["labeled"]["items"] == 60 and quiet["breaches"] == []
+    # a random model against promotion-time numbers of 0.9: both the golden suite and the labeled items breach
+    champion["promoted"] = {"support_intents.macro_f1": 0.9, "support_intents.accuracy": 0.9}
+    worse = _performance(cfg, champion, predictor, labeled)
+    assert worse["suites"]["support_intents"]["drop"] == pytest.approx(0.9 - suite["value"], abs=1e-6)
+    assert {b["check"] for b in worse["breaches"]} == {"performance:support_intents.macro_f1",
+                                                        "performance:labeled_in_window.accuracy"}
+    # within the tolerance: no breach
+    champion["promoted"] = {"support_intents.macro_f1": suite["value"] + 0.01}
+    assert _performance(cfg, champion, predictor, [])["breaches"] == []

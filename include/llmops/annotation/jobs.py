@@ -92,14 +92,17 @@ def _version_list(curated: str | Sequence[str]) -> list[str]:
     return ids
 
 
-def job_id_for(dag_id: str, partition: str, curated: str | Sequence[str], cfg: PipelineConfig) -> str:
-    """Same DAG, partition, curated version(s) and annotation settings -> same job (and HITs)."""
+def job_id_for(dag_id: str, partition: str, curated: str | Sequence[str], cfg: PipelineConfig,
+               focus: dict[str, list[str]] | None = None) -> str:
+    """Same DAG, partition, curated version(s), focus and annotation settings -> same job (and HITs)."""
     a = cfg.annotation
     versions = _version_list(curated)
     basis = {"dag_id": dag_id, "partition": partition, "curated": versions[0] if len(versions) == 1 else versions,
              "backend": a.backend,
              "task": config_hash(a.task), "selection": config_hash(a.selection),
              "mturk": config_hash(a.mturk) if a.backend == "mturk" else None}
+    if focus:
+        basis["focus"] = {k: sorted(map(str, v)) for k, v in sorted(focus.items())}
     return "job-" + hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -129,19 +132,32 @@ def _check_privacy(manifest: dict[str, Any]) -> None:
         )
 
 
+def _in_focus(item: Item, focus: dict[str, list[str]]) -> bool:
+    for field, values in focus.items():
+        value = (item.meta or {}).get(field[5:]) if field.startswith("meta.") else getattr(item, field, None)
+        if str(value) not in {str(v) for v in values}:
+            return False
+    return True
+
+
 def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Sequence[str], partition: str,
-                dag_id: str, redactor: Any | None = None) -> dict[str, Any]:
+                dag_id: str, redactor: Any | None = None, focus: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Select the items, check them for PII a second time and plan the HIT batches.
 
     Several curated versions (the asset events batched into one run, a backfill) make one job:
-    ``selection.size`` items per version, drawn from all of them together.
+    ``selection.size`` items per version, drawn from all of them together. ``focus`` (e.g.
+    ``{"lang": ["es"]}``, from a drift report's drifted slices) keeps only candidates in those
+    slices; an item must match every field.
     """
     a = cfg.annotation
     versions = _version_list(curated_version_id)
     manifests = [read_manifest(store, cfg.dataset, "curated", v) for v in versions]
     for manifest in manifests:
         _check_privacy(manifest)
-    job_id = job_id_for(dag_id, partition, versions, cfg)
+    for field in focus or {}:
+        if field not in ("lang", "source") and not field.startswith("meta."):
+            raise ValueError(f"focus field {field!r}: use lang, source or meta.<key>")
+    job_id = job_id_for(dag_id, partition, versions, cfg, focus)
     prefix = job_prefix(cfg.dataset, job_id)
     existing = _read_json(store, f"{prefix}/plan.json")
     if existing is not None:
@@ -154,7 +170,10 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
         for it in load_candidates(store, manifest, pool=a.selection.candidate_pool, seed=a.selection.seed,
                                   exclude=seen):
             seen.add(it.id)
-            candidates.append(it)
+            if not focus or _in_focus(it, focus):
+                candidates.append(it)
+    if focus:
+        log.info("annotation job %s: %d candidates in focus %s", job_id, len(candidates), focus)
     selection = a.selection.model_copy(update={"size": a.selection.size * len(versions)})
     chosen, stats = select(candidates, selection)
     gold = load_gold(a.selection.gold.path, a.task.labels)
@@ -202,7 +221,7 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
     summary = {"job_id": job_id, "curated_versions": versions, "partition": partition,
                "items": len(chosen), "gold_items": len(used_gold), "hits": len(batches),
                "excluded_pii": len(flagged), "strategy_used": stats["strategy_used"],
-               "cost_estimate_usd": str(cost.total_usd)}
+               "cost_estimate_usd": str(cost.total_usd), **({"focus": focus} if focus else {})}
     plan["summary"] = summary
     store.write_bytes(f"{prefix}/items.jsonl",
                       "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items).encode())

@@ -70,12 +70,14 @@ class SelectForAnnotationOperator(_ConfiguredOperator):
     else every version whose asset event triggered the run, else the version of ``partition``.
     """
 
-    template_fields: Sequence[str] = ("config_path", "partition", "curated_version_id")
+    template_fields: Sequence[str] = ("config_path", "partition", "curated_version_id", "focus")
     ui_color = "#fff3e0"
 
-    def __init__(self, *, curated_version_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, curated_version_id: str | None = None, focus: dict[str, list[str]] | str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.curated_version_id = curated_version_id
+        self.focus = focus
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -101,9 +103,14 @@ class SelectForAnnotationOperator(_ConfiguredOperator):
                                        "param, or let a curated asset event trigger the run")
         partition = partition or read_manifest(store, cfg.dataset, "curated", versions[-1]).get("partition") \
             or versions[-1]
+        focus = self.focus
+        if isinstance(focus, str):  # rendered from a template / the DAG param
+            import json
+
+            focus = json.loads(focus) if focus.strip() not in ("", "None", "null") else None
         with no_retry_on_policy_errors():
             out = prepare_job(cfg, store=store, curated_version_id=versions, partition=partition,
-                              dag_id=context["ti"].dag_id)
+                              dag_id=context["ti"].dag_id, focus=focus or None)
         self.log.info("annotation job %s: %s", out["job_id"], out)
         return out
 
