@@ -1,6 +1,7 @@
 """`dag.test()` of llm_drift_nightly over three nights (a backfill's runs: each its own window):
 quiet nights write a report and request nothing; the night with an injected topic and language
-shift alerts through the file notifier and triggers labeling for its partition, once."""
+shift alerts through the file notifier, triggers labeling of its drifted slice and, as items of
+that night were labeled since the champion's training, retraining; each once."""
 
 from __future__ import annotations
 
@@ -40,9 +41,14 @@ def pipeline(tmp_path: Path, monkeypatch):
                      "meta": json.dumps(r["meta"]), "pii": [], "label": r["meta"]["topic"], "label_confidence": 0.9,
                      "agreement": 1.0, "n_votes": 3, "votes": "{}", "prelabel": None, "method": "dawid_skene"})
     writer = VersionWriter(cfg.dataset, "labeled", schema=labeled_schema())
-    writer.counts.input = len(rows)
-    writer.add_rows(rows)
+    writer.counts.input = 260
+    writer.add_rows(rows[:260])
     labeled = writer.finish(store, partition="2026-11-01")["id"]
+    # items of the shifted night labeled since the champion's training: scored, and a reason to retrain now
+    writer = VersionWriter(cfg.dataset, "labeled", schema=labeled_schema())
+    writer.counts.input = 40
+    writer.add_rows([{**r, "id": f"late-{r['id']}"} for r in rows[260:]])
+    writer.finish(store, partition=SHIFTED)
     shift = {"en": ["billing", "shipping", "account"], "es": ["gardening"]}
     for k, night in enumerate(NIGHTS):
         made = make_rows(300, 100 + k, **({"es_share": 0.6, "topics": shift} if night == SHIFTED else {}))
@@ -93,7 +99,10 @@ def test_three_nights_three_reports_and_the_shifted_night_requests_labels(airflo
 
     for night in NIGHTS[:2]:
         assert states[night]["alert"] == "success" and states[night]["request_labels"] == "skipped"
-    assert states[SHIFTED]["request_labels"] == "success" and states[SHIFTED]["retrain"] == "skipped"
+    assert states[SHIFTED]["request_labels"] == "success" and states[SHIFTED]["retrain"] == "success"
+    assert shifted["performance"]["labeled"]["items"] == 40 and len(shifted["new_labeled_versions"]) == 1
+    assert reports[NIGHTS[0]]["performance"]["labeled"] is None
+    assert shifted["performance"]["suites"]["support_intents"]["metric"] == "macro_f1"
     alerts = [json.loads(line) for line in (tmp_path / "alerts" / "drift.jsonl").read_text().splitlines()]
     assert [a["night"] for a in alerts] == [SHIFTED] and "lang=es" in alerts[0]["text"]
     with create_session() as session:
@@ -102,6 +111,9 @@ def test_three_nights_three_reports_and_the_shifted_night_requests_labels(airflo
         assert [(r.run_id, r.conf["partition"]) for r in runs] == [(f"drift__{SHIFTED}", SHIFTED)]
         focus = runs[0].conf["focus"]  # labeling goes where the data moved
         assert list(focus) == ["lang"] and "es" in focus["lang"]
+        retrain = session.scalars(select(DagRun).where(DagRun.dag_id == "llm_fine_tuning",
+                                                       DagRun.run_id.startswith("drift__"))).all()
+        assert [r.run_id for r in retrain] == [f"drift__{SHIFTED}"]
     mlflow_runs = client.search_runs([client.get_experiment_by_name("llm_drift").experiment_id])
     assert sorted(r.data.tags["llmops.night"] for r in mlflow_runs) == NIGHTS
     assert {a.path for a in client.list_artifacts(shifted_run(mlflow_runs), "drift")} == {
@@ -114,8 +126,9 @@ def test_three_nights_three_reports_and_the_shifted_night_requests_labels(airflo
     assert dr.state == "success"
     assert len((tmp_path / "alerts" / "drift.jsonl").read_text().splitlines()) == 1
     with create_session() as session:
-        assert len(session.scalars(select(DagRun).where(DagRun.dag_id == "llm_annotation",
-                                                        DagRun.run_id.startswith("drift__"))).all()) == 1
+        for dag_id in ("llm_annotation", "llm_fine_tuning"):
+            assert len(session.scalars(select(DagRun).where(DagRun.dag_id == dag_id,
+                                                            DagRun.run_id.startswith("drift__"))).all()) == 1
     assert len(client.search_runs([client.get_experiment_by_name("llm_drift").experiment_id])) == 3
 
 
