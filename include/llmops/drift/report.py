@@ -91,12 +91,13 @@ def plots(report: dict[str, Any], folder: Path) -> dict[str, Path]:
 def render_html(report: dict[str, Any]) -> str:
     a = report["analysis"]
     verdict = "DRIFT" if report["drift"] else "NO DRIFT"
+    reference = report.get("reference_name") or f"champion v{report['champion']['version']}'s training data"
     w = report["window"]
     parts = [f"<h1>Drift {_e(report['dataset'])} {_e(report['night'])}: "
              f'<span class="verdict {"reject" if report["drift"] else "promote"}">{verdict}</span></h1>',
              f'<p class="meta">window {_e(w["first"])}..{_e(w["last"])} ({len(w["curated_versions"])} curated '
              f"partition(s), {report['current_documents']} documents) against "
-             f"{_e(report.get('reference_name') or 'champion v' + str(report['champion']['version']) + chr(39) + 's training data')}"
+             f"{_e(reference)}"
              f" ({report['reference_documents']} documents); "
              f"{a['tests']} tests at level {a['level']:.2g} (alpha {a['alpha']} over all tests).</p>"]
     if report["breaches"]:
