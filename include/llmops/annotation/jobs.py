@@ -97,7 +97,7 @@ def job_id_for(dag_id: str, partition: str, curated: str | Sequence[str], cfg: P
     """Same DAG, partition, curated version(s), focus and annotation settings -> same job (and HITs)."""
     a = cfg.annotation
     versions = _version_list(curated)
-    basis = {"dag_id": dag_id, "partition": partition, "curated": versions[0] if len(versions) == 1 else versions,
+    basis: dict[str, Any] = {"dag_id": dag_id, "partition": partition, "curated": versions[0] if len(versions) == 1 else versions,
              "backend": a.backend,
              "task": config_hash(a.task), "selection": config_hash(a.selection),
              "mturk": config_hash(a.mturk) if a.backend == "mturk" else None}

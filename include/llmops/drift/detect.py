@@ -89,7 +89,7 @@ class _Tests:
         return level
 
 
-def _r(x: float) -> float:
+def _r(x: Any) -> float:
     return round(float(x), 6)
 
 
@@ -112,14 +112,14 @@ def analyze(reference: Sequence[dict[str, Any]], current: Sequence[dict[str, Any
     tests = _Tests()
 
     features: dict[str, Any] = {}
-    for name, ref_values, cur_values in (("length", ref_all["length"], cur_f["length"]),
-                                         ("oov_rate", ref_f["oov_rate"], cur_f["oov_rate"])):
-        stat, p = ks_test(ref_values, cur_values)
-        value = psi(ref_values, cur_values)
+    for name, ref_num, cur_num in (("length", ref_all["length"], cur_f["length"]),
+                                   ("oov_rate", ref_f["oov_rate"], cur_f["oov_rate"])):
+        stat, p = ks_test(ref_num, cur_num)
+        value = psi(ref_num, cur_num)
         features[name] = tests.add({"check": f"feature:{name}", "test": "ks", "statistic": _r(stat), "psi": _r(value),
-                                    "reference_mean": _r(np.mean(ref_values)), "current_mean": _r(np.mean(cur_values))},
+                                    "reference_mean": _r(np.mean(ref_num)), "current_mean": _r(np.mean(cur_num))},
                                    p=p, large=value >= th.psi)
-    categorical = {"pii": ([int(x) for x in ref_all["pii"]], [int(x) for x in cur_f["pii"]])}
+    categorical: dict[str, tuple[list[Any], list[Any]]] = {"pii": ([int(x) for x in ref_all["pii"]], [int(x) for x in cur_f["pii"]])}
     for field in dict.fromkeys(["lang", "source", *cfg.slices]):
         categorical[field] = ([slice_value(r, field) for r in reference], [slice_value(r, field) for r in current])
     for name, (ref_values, cur_values) in categorical.items():

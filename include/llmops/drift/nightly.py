@@ -150,7 +150,7 @@ def _headline(rep: dict[str, Any]) -> dict[str, Any]:
     a = rep.get("analysis") or {}
     perf = rep.get("performance") or {}
     suites = perf.get("suites") or {}
-    first = next(iter(suites.values()), {})
+    first: dict[str, Any] = next(iter(suites.values()), {})
     return {"night": rep.get("night"), "drift": rep.get("drift"),
             "embedding_auc": (a.get("embedding") or {}).get("auc"),
             "length_psi": ((a.get("features") or {}).get("length") or {}).get("psi"),

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["categorical_test", "distribution", "domain_auc", "ks_test", "mmd_test", "psi", "psi_categorical"]
 
 EPS = 1e-4
 
 
-def psi(reference: Sequence[float], current: Sequence[float], bins: int = 10) -> float:
+def psi(reference: ArrayLike, current: ArrayLike, bins: int = 10) -> float:
     """Population stability index of a numeric feature, on the reference's quantile bins."""
     ref = np.asarray(reference, dtype=float)
     cur = np.asarray(current, dtype=float)
@@ -44,13 +45,14 @@ def psi_categorical(reference: Sequence[Any], current: Sequence[Any]) -> float:
                                                                               max(r.get(k, 0), EPS)) for k in keys))
 
 
-def ks_test(reference: Sequence[float], current: Sequence[float]) -> tuple[float, float]:
+def ks_test(reference: ArrayLike, current: ArrayLike) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov: ``(statistic, p-value)``."""
     from scipy.stats import ks_2samp
 
-    if len(reference) == 0 or len(current) == 0:
+    ref, cur = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    if len(ref) == 0 or len(cur) == 0:
         return 0.0, 1.0
-    res = ks_2samp(np.asarray(reference, dtype=float), np.asarray(current, dtype=float))
+    res = ks_2samp(ref, cur)
     return float(res.statistic), float(res.pvalue)
 
 

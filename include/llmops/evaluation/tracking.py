@@ -110,8 +110,9 @@ def _log_dataset(tracking_uri: str, run_id: str, suite: dict[str, Any]) -> None:
 
     rows, manifest = load_golden(suite["golden"]["name"], suite["golden"]["version"])
     frame = pd.DataFrame([{k: r.get(k) for k in ("id", "text", "label", "lang", "source")} for r in rows])
-    ds = mlflow.data.from_pandas(frame, name=f"{manifest['name']}-{manifest['version']}", targets="label",
-                                 digest=manifest["sha256"][:16])
+    ds = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily exported by mlflow.data
+        frame, name=f"{manifest['name']}-{manifest['version']}", targets="label",
+        digest=manifest["sha256"][:16])
     from llmops.mlflow_uri import use_tracking_uri
 
     with use_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
