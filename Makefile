@@ -26,6 +26,7 @@ up: setup
 	$(PY) scripts/local_airflow.py up --home $(LLMOPS_HOME)
 
 test: setup
+	@bash scripts/setup_browser.sh
 	$(VENV)/bin/ruff check dags plugins include tests benchmarks scripts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -9,10 +9,11 @@ each trained model as a new version in the **MLflow** model registry.
 2. **plan** – one training per candidate (`training.candidates` in the pipeline config, or the
    `candidates` param), with the run's overrides (base model, task, DeepSpeed config, steps or
    epochs, LoRA) applied to each.
-3. **train** – one mapped task per candidate, in the `gpu` pool (slots = GPUs): the DeepSpeed
-   launcher on the worker (CPU in the embedded setup) or a GPU pod (`training.launcher:
-   kubernetes`). Checkpoints live in a run folder keyed by (DAG run, task), so a retry resumes
-   from the newest one, logs into the same MLflow run and never registers a second version.
+3. **train** – one mapped task per candidate, in the `gpu` pool (slots = GPUs) and on the
+   `training.queue` Celery queue (workers on GPU nodes): the DeepSpeed launcher on the worker
+   (CPU in the embedded setup) or a GPU pod (`training.launcher: kubernetes`). Checkpoints live
+   in a run folder keyed by (DAG run, task), so a retry resumes from the newest one, logs
+   into the same MLflow run and never registers a second version.
 4. **announce** – one candidate-model asset event listing every registered version, for
    evaluation to rank.
 
@@ -106,13 +107,14 @@ def llm_fine_tuning() -> None:
         return candidates
 
     versions = resolve()
-    stage = _config(DEFAULT_CONFIG).training  # pool sizing at parse time; the task re-reads the config
+    stage = _config(DEFAULT_CONFIG).training  # pool and queue at parse time; the task re-reads the config
     train = DeepSpeedTrainOperator.partial(
         task_id="train",
         config_path="{{ params.config_path }}",
         versions=versions,
         pool=stage.pool,
         pool_slots=max(1, stage.gpus),
+        **({"queue": stage.queue} if stage.queue else {}),
         execution_timeout=timedelta(hours=24),
     ).expand(candidate=plan())
     announce(train.output)

@@ -28,3 +28,31 @@ class HitGroupLink(BaseOperatorLink):
     def get_link(self, operator, *, ti_key):  # type: ignore[no-untyped-def]
         url = XCom.get_value(ti_key=ti_key, key=HIT_GROUP_XCOM_KEY) or ""
         return url if url.startswith("https://") else ""
+
+
+MLFLOW_RUN_XCOM_KEY = "mlflow_run_url"
+
+
+class MlflowRunLink(BaseOperatorLink):
+    """"MLflow run" button: the run a training or evaluation task logged to an MLflow server."""
+
+    name = "MLflow run"
+
+    def get_link(self, operator, *, ti_key):  # type: ignore[no-untyped-def]
+        url = XCom.get_value(ti_key=ti_key, key=MLFLOW_RUN_XCOM_KEY) or ""
+        return url if url.startswith(("https://", "http://")) else ""
+
+
+def mlflow_run_url(tracking_uri: str | None, experiment_id: str | None, run_id: str | None) -> str:
+    """The MLflow UI page of a run, when the tracking URI is a server (credentials stripped);
+    "" for a local store, which has no UI to link to."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not tracking_uri or not experiment_id or not run_id:
+        return ""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ""
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    base = urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -58,7 +58,13 @@ class TrainingConfig(_Model):
     hostfile: str | None = Field(default=None, description="DeepSpeed hostfile for multi-node runs over ssh.")
     rdzv_endpoint: str | None = Field(default=None, description="host:port of a torchrun rendezvous (multi-node).")
     pool: str = Field(default="gpu", description="Airflow pool limiting concurrent trainings (slots = GPUs).")
+    queue: str | None = Field(
+        default=None, description="Celery queue of the training task (e.g. `gpu`: only workers on GPU nodes "
+                                  "listen on it); null = Airflow's default queue.")
     kill_grace_s: int = Field(default=120, ge=0, description="After SIGTERM, time to save a checkpoint.")
+    checkpoint_sync_s: int = Field(
+        default=60, ge=5, description="How often finished checkpoints are copied to the object store, where a "
+                                      "retry on another worker resumes from them.")
     defaults: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"model": {"task": "classification", "max_length": 64},
                                  "train": {"max_steps": 30, "per_device_batch_size": 8, "learning_rate": 2e-4,

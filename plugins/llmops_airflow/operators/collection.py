@@ -18,7 +18,9 @@ from airflow.sdk import BaseOperator, Context
 from llmops_airflow.links import DATA_DOCS_XCOM_KEY, DataDocsLink
 
 PROJECT_DIR = Path(os.environ.get("LLMOPS_PROJECT_DIR", Path(__file__).resolve().parents[3]))
-DEFAULT_CONFIG = "include/config/pipeline.yaml"
+# The deployment's config (LLMOPS_CONFIG, read when the DAGs are parsed) is every DAG's default
+# `config_path` param; without it, the project's own file.
+DEFAULT_CONFIG = os.environ.get("LLMOPS_CONFIG") or "include/config/pipeline.yaml"
 
 
 def resolve_config_path(path: str | None) -> Path | None:

@@ -23,6 +23,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from llmops.training.runfolder import RunFolder
+from llmops_airflow.links import MLFLOW_RUN_XCOM_KEY, MlflowRunLink, mlflow_run_url
 from llmops_airflow.operators.collection import PROJECT_DIR, _ConfiguredOperator
 
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -40,6 +41,7 @@ class DeepSpeedTrainOperator(_ConfiguredOperator):
 
     template_fields: Sequence[str] = ("config_path", "candidate", "versions")
     ui_color = "#ede7f6"
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(self, *, candidate: dict[str, Any] | str, versions: list[str] | str, **kwargs: Any) -> None:
         kwargs.setdefault("partition", "")
@@ -91,7 +93,7 @@ class DeepSpeedTrainOperator(_ConfiguredOperator):
         if stage.launcher == "kubernetes":
             self._run_pod(context, cfg, train_cfg, key)
         else:
-            self._run_local(stage, config_file, folder)
+            self._run_local(stage, config_file, folder, self._store_env(cfg))
         result_file = folder.path / "train_result.json"
         if not result_file.exists():
             raise RuntimeError(f"the training ended without {result_file}")
@@ -102,7 +104,48 @@ class DeepSpeedTrainOperator(_ConfiguredOperator):
                **(result.get("mlflow") or {})}
         self.log.info("trained %s: step %s, registered %s version %s (MLflow run %s)", candidate["name"],
                       out["global_step"], out.get("registered_model"), out.get("version"), out.get("run_id"))
+        url = self._run_url(train_cfg, out.get("run_id"))
+        if url:
+            ti.xcom_push(key=MLFLOW_RUN_XCOM_KEY, value=url)
         return out
+
+    def _run_url(self, train_cfg: Any, run_id: str | None) -> str:
+        """The MLflow UI page of the training run (the task's "MLflow run" link)."""
+        from llmops.training.tracking import tracking_uri
+
+        uri = tracking_uri(train_cfg.tracking)
+        if not run_id or not uri or not uri.startswith(("http://", "https://")):
+            return ""
+        from mlflow import MlflowClient
+
+        try:
+            experiment_id = MlflowClient(tracking_uri=uri).get_run(run_id).info.experiment_id
+        except Exception as exc:  # the link is a convenience: never fail a finished training for it
+            self.log.warning("no MLflow link: %s", type(exc).__name__)
+            return ""
+        return mlflow_run_url(uri, experiment_id, run_id)
+
+    def _store_env(self, cfg: Any) -> dict[str, str]:
+        """The object store's credentials for the launcher's processes, which read the dataset with
+        boto3's default chain: an AWS connection's keys, region and S3-compatible endpoint go into
+        their environment (never onto a command line, into the config file or the log)."""
+        if not cfg.resolved_storage_root().startswith("s3://") or not cfg.storage.conn_id:
+            return {}
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        hook = S3Hook(aws_conn_id=cfg.storage.conn_id)
+        env: dict[str, str] = {}
+        creds = hook.get_credentials()
+        if creds.access_key and creds.secret_key:
+            env.update(AWS_ACCESS_KEY_ID=creds.access_key, AWS_SECRET_ACCESS_KEY=creds.secret_key)
+            if creds.token:
+                env["AWS_SESSION_TOKEN"] = creds.token
+        endpoint = cfg.storage.endpoint_url or hook.conn_config.endpoint_url
+        if endpoint:
+            env["AWS_ENDPOINT_URL_S3"] = str(endpoint)
+        if hook.conn_region_name:
+            env["AWS_DEFAULT_REGION"] = str(hook.conn_region_name)
+        return env
 
     def _command(self, stage: Any, config_file: Path) -> list[str]:
         from llmops.training.kube import launcher_command
@@ -110,10 +153,11 @@ class DeepSpeedTrainOperator(_ConfiguredOperator):
         return launcher_command(gpus=stage.gpus, nnodes=stage.nnodes, rdzv_endpoint=stage.rdzv_endpoint,
                                 hostfile=stage.hostfile, config_path=str(config_file), python=sys.executable)
 
-    def _run_local(self, stage: Any, config_file: Path, folder: RunFolder) -> None:
+    def _run_local(self, stage: Any, config_file: Path, folder: RunFolder,
+                   store_env: dict[str, str] | None = None) -> None:
         cmd = self._command(stage, config_file)
         # the launcher describes the process world itself: none of the worker's own leaks into it
-        env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in DIST_ENV} | (store_env or {})
         env.update(PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
         env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.executable).parents[1] / "torch-extensions"))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_DIR / "include"), env.get("PYTHONPATH")) if p)
@@ -122,7 +166,7 @@ class DeepSpeedTrainOperator(_ConfiguredOperator):
         stop_sync = threading.Event()
 
         def sync() -> None:
-            while not stop_sync.wait(60):
+            while not stop_sync.wait(stage.checkpoint_sync_s):
                 folder.push()
 
         syncer = threading.Thread(target=sync, daemon=True, name="run-folder-sync")

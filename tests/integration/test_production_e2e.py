@@ -1,0 +1,253 @@
+"""The whole chain on real servers, as production runs it: Airflow's API server, scheduler, DAG
+processor, triggerer and a Celery worker on a PostgreSQL database of their own with Redis as the
+broker, an MLflow tracking server (PostgreSQL backend, artifacts in S3) and a SeaweedFS S3 server
+that checks request signatures. ``llm_data_collection`` is triggered through the REST API; the
+assets chain annotation, fine-tuning and evaluation. The scheduler and the worker are killed
+while the model trains and restarted: every run still succeeds and the model is registered once.
+Then Chromium (Debian's package, driven by Playwright) logs in to the UI, opens the finished
+fine-tuning run and follows its "MLflow run" link. Screenshots go to ``$LLMOPS_ARTIFACTS`` (default:
+the test's temporary folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.scheduler]
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from local_airflow import prepare, sample_days  # noqa: E402
+from prod_stack import BUCKET, STORE_CONN_ID, ProdStack  # noqa: E402
+
+CHAIN = ("llm_data_collection", "llm_annotation", "llm_fine_tuning", "llm_evaluation")
+DONE = ("success", "failed")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("production")
+    day = sample_days(1)[0]
+    prepare(home, [day], 120)
+    s = ProdStack(home).start(support_api_folder=home / "api")
+    s.day = day  # type: ignore[attr-defined]
+    s.state = {}  # type: ignore[attr-defined]
+    try:
+        yield s
+    finally:
+        dbs, redis_db = list(s.created_dbs + [s.airflow_db, s.mlflow_db]), s.redis_db
+        s.stop()
+        # the shared servers are left as they were found: databases dropped, Redis index empty
+        import psycopg2
+        import redis
+
+        with psycopg2.connect(f"{s.postgres}/postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database")
+            assert not set(dbs) & {r[0] for r in cur.fetchall()}
+        assert redis.Redis.from_url(f"{s.redis}/{redis_db}").dbsize() == 0
+
+
+def _runs(s: ProdStack, token: str, dag_id: str) -> list[dict[str, Any]]:
+    return list(s.rest("GET", f"dags/{dag_id}/dagRuns?limit=100", token=token)["dag_runs"])
+
+
+def _tis(s: ProdStack, token: str, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    return list(s.rest("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", token=token)["task_instances"])
+
+
+def _wait(what: str, fn: Any, timeout: float, s: ProdStack, every: float = 5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(every)
+    logs = "\n".join(f"--- {c.name}\n{c.tail(15)}" for c in s.components.values())
+    raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+@pytest.mark.timeout(1500)
+def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdStack):
+    s, day = stack, stack.day  # type: ignore[attr-defined]
+    # auth is on: the REST API refuses a request without a token
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        s.rest("GET", "dags")
+    assert denied.value.code == 401
+    token = s.token()
+    dags = {d["dag_id"] for d in s.rest("GET", "dags?limit=100", token=token)["dags"]}
+    assert set(CHAIN) <= dags
+
+    # the partition's run, through the REST API (before unpausing, so the scheduler does not
+    # create its own run for the same interval)
+    run = s.rest("POST", "dags/llm_data_collection/dagRuns", token=token, body={
+        "dag_run_id": f"e2e__{day}", "logical_date": f"{day}T00:00:00Z", "conf": {"partition": day}})
+    assert run["state"] == "queued"
+    for dag_id in CHAIN:
+        s.rest("PATCH", f"dags/{dag_id}", token=token, body={"is_paused": False})
+
+    def training() -> dict[str, Any] | None:
+        for r in _runs(s, s.token(), "llm_fine_tuning"):
+            for ti in _tis(s, s.token(), "llm_fine_tuning", r["dag_run_id"]):
+                if ti["task_id"] == "train" and ti["state"] == "running":
+                    return {"run_id": r["dag_run_id"], **ti}
+        failed = [r["dag_run_id"] for d in CHAIN for r in _runs(s, s.token(), d) if r["state"] == "failed"]
+        assert not failed, f"runs failed before training: {failed}"
+        return None
+
+    ti = _wait("the fine-tuning run's train task", training, 900, s)
+    client = s.s3_client()
+
+    def checkpoint_in_s3() -> list[str]:
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="store/training/").get("Contents", [])]
+        return [k for k in keys if "/checkpoint-" in k and k.endswith("/trainer_state.json")]
+
+    _wait("a checkpoint of the training in S3", checkpoint_in_s3, 600, s, every=2)
+    (running,) = [t for t in _tis(s, s.token(), "llm_fine_tuning", ti["run_id"]) if t["task_id"] == "train"]
+    assert running["state"] == "running", "the training is still running when its node is lost"
+    # lose the scheduler and the worker (with the training it launched), then bring them back
+    scheduler, worker = s.components["scheduler"], s.components["worker"]
+    scheduler.kill()
+    worker.kill()
+    assert not scheduler.alive() and not worker.alive()
+    time.sleep(5)
+    s.start_component("scheduler")
+    s.start_component("worker")
+
+    def chain_done() -> dict[str, dict[str, str]] | None:
+        tok = s.token()
+        states = {d: {r["dag_run_id"]: r["state"] for r in _runs(s, tok, d)} for d in CHAIN}
+        if all(states[d] for d in CHAIN) and all(v in DONE for d in CHAIN for v in states[d].values()):
+            return states
+        if any(v == "failed" for d in CHAIN for v in states[d].values()):
+            return states
+        return None
+
+    states = _wait("every run of the chain", chain_done, 900, s, every=10)
+    s.state["runs"] = states  # type: ignore[attr-defined]
+    assert all(v == "success" for d in CHAIN for v in states[d].values()), states
+    assert states["llm_data_collection"] == {f"e2e__{day}": "success"}
+    assert len(states["llm_fine_tuning"]) == 1 and len(states["llm_evaluation"]) == 1
+
+    # the killed training was failed by the scheduler (no heartbeat) and retried on the new worker
+    tok = s.token()
+    (train,) = [t for t in _tis(s, tok, "llm_fine_tuning", ti["run_id"]) if t["task_id"] == "train"]
+    assert train["state"] == "success" and train["try_number"] > ti["try_number"], (ti, train)
+    s.state["train"] = train  # type: ignore[attr-defined]
+
+    result = s.rest("GET", f"dags/llm_fine_tuning/dagRuns/{ti['run_id']}/taskInstances/train/xcomEntries/"
+                           "return_value?map_index=0", token=tok)["value"]
+    result = json.loads(result) if isinstance(result, str) else result
+    assert result["resumed_from"], "the retry resumed from the checkpoint in S3"
+    links = s.rest("GET", f"dags/llm_fine_tuning/dagRuns/{ti['run_id']}/taskInstances/train/links?map_index=0",
+                   token=tok)["extra_links"]
+    assert str(links.get("MLflow run")).startswith(f"{s.mlflow}/#/experiments/"), links
+    s.state["mlflow_link"] = links["MLflow run"]  # type: ignore[attr-defined]
+
+    # versions in S3, through a client that signs with the store's keys ...
+    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for o in page.get("Contents", [])]
+    for stage in ("raw", "curated", "labeled"):
+        manifests = [k for k in keys if k.startswith(f"store/datasets/support_messages/{stage}/versions/")
+                     and k.endswith("/manifest.json")]
+        assert len(manifests) == 1, (stage, manifests)
+        manifest = json.loads(client.get_object(Bucket=BUCKET, Key=manifests[0])["Body"].read())
+        assert manifest["partition"] == day and manifest["counts"]["kept"] > 0
+    assert any(k.startswith("mlflow/") for k in keys), "MLflow artifacts are in S3"
+    # ... and a server that rejects a wrong signature
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as bad:
+        s.s3_client(secret="not-the-secret").list_objects_v2(Bucket=BUCKET)
+    assert bad.value.response["Error"]["Code"] in ("SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId")
+
+    # one model version, made champion by the evaluation gate
+    from mlflow import MlflowClient
+
+    mlflow = MlflowClient(tracking_uri=s.mlflow)
+    versions = mlflow.search_model_versions("name = 'support-intent'")
+    assert len(versions) == 1, "the retried training registered its model once"
+    champion = mlflow.get_model_version_by_alias("support-intent", "champion")
+    assert champion.version == versions[0].version
+    assert champion.tags.get("eval.support_intents.decision") == "promote"
+    s.state["champion"] = champion  # type: ignore[attr-defined]
+
+    # the store's keys are in the metadata DB encrypted with the Fernet key
+    import psycopg2
+
+    with psycopg2.connect(f"{s.postgres}/{s.airflow_db}") as conn, conn.cursor() as cur:
+        cur.execute("SELECT is_encrypted, password FROM connection WHERE conn_id = %s", (STORE_CONN_ID,))
+        encrypted, stored = cur.fetchone()
+    assert encrypted and stored and s.s3_secret not in stored
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("LLMOPS_NO_BROWSER") == "1":
+            pytest.skip("LLMOPS_NO_BROWSER=1")
+        pytest.fail("the browser test needs Debian's chromium package (scripts/setup.sh installs it): "
+                    "apt-get install chromium, or set LLMOPS_NO_BROWSER=1 to skip")
+    return path
+
+
+@pytest.mark.timeout(300)
+def test_ui_in_a_real_browser(stack: ProdStack, tmp_path: Path):
+    s = stack
+    if "runs" not in s.state:  # type: ignore[attr-defined]
+        pytest.skip("the chain did not finish")
+    shots = Path(os.environ.get("LLMOPS_ARTIFACTS") or tmp_path) / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import expect, sync_playwright
+
+    run_id = s.state["train"]["dag_run_id"]  # type: ignore[attr-defined]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            # not logged in: the UI sends the browser to the login form
+            page.goto(f"{s.api}/")
+            page.wait_for_url("**/login**")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", s.admin_password)
+            page.screenshot(path=str(shots / "01-login.png"))
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(lambda url: "login" not in url)
+
+            # the project's DAGs in the DAG list
+            page.goto(f"{s.api}/dags?tags=llmops")
+            for dag_id in CHAIN:
+                expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
+            page.screenshot(path=str(shots / "02-dags.png"), full_page=True)
+
+            # the finished fine-tuning run, its training task, and the MLflow link
+            page.goto(f"{s.api}/dags/llm_fine_tuning/runs/{run_id}")
+            expect(page.get_by_text("success").first).to_be_visible()
+            page.screenshot(path=str(shots / "03-run.png"), full_page=True)
+            page.goto(f"{s.api}/dags/llm_fine_tuning/runs/{run_id}/tasks/train/mapped/0/details")
+            link = page.get_by_role("link", name="MLflow run")
+            expect(link).to_be_visible(timeout=60_000)
+            href = link.get_attribute("href") or ""
+            assert href == s.state["mlflow_link"] and s.state["champion"].run_id in href
+            page.screenshot(path=str(shots / "04-task.png"), full_page=True)
+            # the link opens the MLflow server's page of the training run in a new tab
+            with page.expect_popup() as popup:
+                link.click()
+            mlflow_page = popup.value
+            mlflow_page.set_default_timeout(60_000)
+            mlflow_page.wait_for_url(f"{s.mlflow}/**")
+            expect(mlflow_page.get_by_text("minilm", exact=True).first).to_be_visible(timeout=60_000)
+            expect(mlflow_page.get_by_text("Metrics").first).to_be_visible(timeout=60_000)
+            mlflow_page.screenshot(path=str(shots / "05-mlflow-run.png"), full_page=True)
+        finally:
+            browser.close()
+    assert sorted(p.name for p in shots.iterdir()) == [
+        "01-login.png", "02-dags.png", "03-run.png", "04-task.png", "05-mlflow-run.png"]
