@@ -7,12 +7,13 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup demo up test test-fast lint typecheck bench clean help
+.PHONY: setup demo up settings test test-fast lint typecheck bench clean help
 
 help:
 	@echo "make demo   - set up and run collection, annotation, fine-tuning and evaluation through Airflow's scheduler"
 	@echo "make test   - set up and run the test suite"
 	@echo "make up     - Airflow standalone UI (SQLite) with the project's DAGs and sample data"
+	@echo "make settings - apply airflow_settings.yaml (connections, pools, variables) to the Airflow of AIRFLOW_HOME"
 	@echo "make bench  - run the benchmarks, write benchmarks/results/*.json and BENCHMARKS.md"
 	@echo "make lint   - ruff (incl. Airflow 3 AIR rules) and mypy"
 
@@ -24,6 +25,9 @@ demo: setup
 
 up: setup
 	$(PY) scripts/local_airflow.py up --home $(LLMOPS_HOME)
+
+settings: setup
+	$(PY) scripts/apply_airflow_settings.py airflow_settings.yaml
 
 test: setup
 	@bash scripts/setup_browser.sh

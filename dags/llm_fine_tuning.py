@@ -80,7 +80,7 @@ def llm_fine_tuning() -> None:
         if given:
             return given
         cfg = _config(params["config_path"])
-        store = ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+        store = ObjectStoreHook.for_config(cfg).store
         found = list(latest_versions(store, cfg.dataset, "labeled").values())
         if not found:
             raise AirflowFailException("no labeled version yet: run llm_annotation first or pass `versions`")

@@ -255,14 +255,9 @@ def wait_for_labels(env: dict[str, str], home: Path, days: list[str], deadline: 
     return states
 
 
-def apply_pools(env: dict[str, str]) -> None:
-    """The pools of ``airflow_settings.yaml`` (the Astro format), e.g. ``gpu`` for training."""
-    import yaml
-
-    settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text()) or {}
-    for pool in (settings.get("airflow") or {}).get("pools") or []:
-        run([str(VENV_BIN / "airflow"), "pools", "set", pool["pool_name"], str(pool["pool_slot"]),
-             pool.get("pool_description", "")], env)
+def apply_settings(env: dict[str, str]) -> None:
+    """``airflow_settings.yaml`` (the Astro format: connections, pools such as ``gpu``, variables)."""
+    run([sys.executable, str(ROOT / "scripts" / "apply_airflow_settings.py"), str(ROOT / "airflow_settings.yaml")], env)
 
 
 def wait_for_fine_tuning(env: dict[str, str], deadline: float) -> dict[str, str]:
@@ -350,7 +345,7 @@ def start_local(args: argparse.Namespace, label: str) -> tuple[Path, list[str], 
     server, api_url = serve_folder(home / "api")
     env = airflow_env(home, free_port(args.port), api_url)
     run([str(VENV_BIN / "airflow"), "db", "migrate"], env)
-    apply_pools(env)
+    apply_settings(env)
     af = Standalone(env)
     print(f"{label}: starting Airflow (standalone, SQLite, LocalExecutor) on {af.base}")
     af.start()

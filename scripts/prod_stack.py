@@ -136,6 +136,8 @@ class ProdStack:
     redis: str = "redis://127.0.0.1:6379"
     prefix: str = field(default_factory=lambda: f"llmops_{os.getpid()}_{secrets.token_hex(3)}")
     components: dict[str, Component] = field(default_factory=dict)
+    extra_dag_folders: list[Path] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
     redis_db: int | None = None
     created_dbs: list[str] = field(default_factory=list)
 
@@ -297,7 +299,14 @@ class ProdStack:
             "LLMOPS_CONFIG": str(self.home / "pipeline.yaml"),
             "LLMOPS_SUPPORT_API": self.support_api_url,
         })
-        return env
+        if self.extra_dag_folders:  # more DAG bundles beside the project's DAGs folder
+            bundles = [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                        "kwargs": {"path": str(ROOT / "dags"), "refresh_interval": 30}}]
+            bundles += [{"name": f"extra-{i}", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                         "kwargs": {"path": str(folder), "refresh_interval": 30}}
+                        for i, folder in enumerate(self.extra_dag_folders)]
+            env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(bundles)
+        return env | self.extra_env
 
     def write_config(self) -> Path:
         """The project's pipeline config with the production settings: the dataset store and the
@@ -319,7 +328,7 @@ class ProdStack:
         return out
 
     def prepare_airflow(self) -> None:
-        """The metadata DB, the store's connection and the ``gpu`` pool."""
+        """The metadata DB, the store's connection and ``airflow_settings.yaml`` (the ``gpu`` pool)."""
         self.env = self.airflow_env()
         af = Path(self.env["AIRFLOW_HOME"])
         af.mkdir(parents=True, exist_ok=True)
@@ -330,7 +339,11 @@ class ProdStack:
         self.airflow("connections", "add", STORE_CONN_ID, "--conn-json", json.dumps({
             "conn_type": "aws", "login": self.s3_key, "password": self.s3_secret,
             "extra": {"endpoint_url": self.s3, "region_name": "us-east-1"}}))
-        self.airflow("pools", "set", "gpu", "1", "Concurrent GPU training jobs")
+        # the project's connections, pools and variables, as `make settings` applies them
+        out = subprocess.run([sys.executable, str(ROOT / "scripts" / "apply_airflow_settings.py"),
+                              str(ROOT / "airflow_settings.yaml")], env=self.env, capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"apply_airflow_settings failed:\n{out.stderr[-2000:]}")
 
     def start_airflow(self) -> None:
         for name in ("api-server", "dag-processor", "scheduler", "triggerer", "worker"):

@@ -27,7 +27,7 @@ UV="$VENV/bin/uv"
 # This machine kind keeps the CPU build of torch on disk; PyPI only has CUDA builds.
 FIND_LINKS=()
 for d in /opt/wheels ${LLMOPS_FIND_LINKS:-}; do
-  [[ -d "$d" ]] && FIND_LINKS+=(--find-links "$d")
+  if [[ -d "$d" || "$d" == http*://* ]]; then FIND_LINKS+=(--find-links "$d"); fi
 done
 
 tmp=$(mktemp)

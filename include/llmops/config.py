@@ -65,6 +65,17 @@ class StorageConfig(_Model):
         description="Airflow AWS connection id used for s3:// roots (credentials are never in config).",
     )
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint, e.g. a local server.")
+    sse: Literal["AES256", "aws:kms"] | None = Field(
+        default=None, description="Server-side encryption of every object the pipeline writes to s3:// "
+                                  "(AES256 = S3-managed keys, aws:kms = a KMS key); null = the bucket's default.")
+    sse_kms_key_id: str | None = Field(
+        default=None, description="KMS key id or ARN for sse: aws:kms (null = the account's aws/s3 key).")
+
+    @model_validator(mode="after")
+    def _sse_key_needs_kms(self) -> StorageConfig:
+        if self.sse_kms_key_id and self.sse != "aws:kms":
+            raise ValueError("sse_kms_key_id is only used with sse: aws:kms; set storage.sse: aws:kms or drop the key")
+        return self
 
 
 # --------------------------------------------------------------------------- sources

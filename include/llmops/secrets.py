@@ -4,6 +4,9 @@
   password is empty); works with any Airflow secrets backend, e.g. ``AIRFLOW_CONN_<ID>``.
 * ``env:<VAR>`` – an environment variable (for shells, CI, pods with mounted secrets).
 * ``file:<path>`` – the stripped contents of a file (Kubernetes/Docker secrets).
+
+Every resolved value is registered with Airflow's secrets masker (when Airflow is importable), so
+it shows as ``***`` in task logs, whichever scheme it came from.
 """
 
 from __future__ import annotations
@@ -18,7 +21,21 @@ class SecretError(RuntimeError):
     """A secret reference could not be resolved. The message never contains the secret."""
 
 
+def _masked(value: str) -> str:
+    """Register ``value`` with Airflow's secrets masker (task and supervisor logs)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - outside Airflow nothing writes task logs
+        return value
+    mask_secret(value)
+    return value
+
+
 def resolve_secret(ref: str) -> str:
+    return _masked(_resolve(ref))
+
+
+def _resolve(ref: str) -> str:
     scheme, _, name = ref.partition(":")
     if not name:
         raise SecretError(f"secret reference {ref!r} must look like conn:<id>, env:<VAR> or file:<path>")

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 def open_config_store(cfg: PipelineConfig, s3_client_factory: Callable[[], Any] | None = None) -> ObjectStore:
     return open_store(cfg.resolved_storage_root(), s3_client_factory=s3_client_factory,
-                      endpoint_url=cfg.storage.endpoint_url)
+                      endpoint_url=cfg.storage.endpoint_url, sse=cfg.storage.sse,
+                      sse_kms_key_id=cfg.storage.sse_kms_key_id)
 
 
 def make_redactor(cfg: PipelineConfig, key_resolver: Callable[[str], str] | None = None) -> Any:

@@ -121,7 +121,7 @@ class LocalStore:
 class S3Store:
     """``s3://bucket/prefix`` through a boto3 S3 client (built from an Airflow connection in tasks)."""
 
-    def __init__(self, uri: str, client: Any) -> None:
+    def __init__(self, uri: str, client: Any, *, sse: str | None = None, sse_kms_key_id: str | None = None) -> None:
         if not uri.startswith("s3://"):
             raise ValueError(f"not an s3:// uri: {uri}")
         bucket, _, prefix = uri[5:].partition("/")
@@ -129,6 +129,12 @@ class S3Store:
         self.prefix = prefix.strip("/")
         self.client = client
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        # server-side encryption of every object written (None: the bucket's default encryption)
+        self.write_args: dict[str, str] = {}
+        if sse:
+            self.write_args["ServerSideEncryption"] = sse
+            if sse_kms_key_id:
+                self.write_args["SSEKMSKeyId"] = sse_kms_key_id
 
     def _k(self, key: str) -> str:
         key = _clean(key)
@@ -149,7 +155,7 @@ class S3Store:
         return self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"].read()
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
+        self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **self.write_args)
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         full = self._k(prefix) if prefix else self.prefix
@@ -174,7 +180,8 @@ class S3Store:
             return  # already published (content-addressed): nothing to do
         ordered = [r for r in rel if r != last] + ([last] if last in rel else [])
         for r in ordered:
-            self.client.upload_file(str(local_dir / r), self.bucket, self._k(f"{prefix}/{r}"))
+            self.client.upload_file(str(local_dir / r), self.bucket, self._k(f"{prefix}/{r}"),
+                                    ExtraArgs=dict(self.write_args) or None)
 
     def download(self, key: str, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +204,8 @@ def open_store(
     s3_client: Any | None = None,
     s3_client_factory: ClientFactory | None = None,
     endpoint_url: str | None = None,
+    sse: str | None = None,
+    sse_kms_key_id: str | None = None,
 ) -> ObjectStore:
     """Open the store at ``root`` (a path, ``file://`` URI or ``s3://`` URI).
 
@@ -211,7 +220,7 @@ def open_store(
             import boto3
 
             client = boto3.client("s3", endpoint_url=endpoint_url)
-        return S3Store(root, client)
+        return S3Store(root, client, sse=sse, sse_kms_key_id=sse_kms_key_id)
     if root.startswith("file://"):
         from urllib.parse import unquote, urlparse
 

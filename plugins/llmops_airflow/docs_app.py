@@ -24,7 +24,7 @@ def _store() -> Any:
     from llmops_airflow.operators.collection import DEFAULT_CONFIG, resolve_config_path
 
     cfg = load_config(resolve_config_path(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG))
-    return ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+    return ObjectStoreHook.for_config(cfg).store
 
 
 def create_app(store_factory: Any = _store) -> FastAPI:

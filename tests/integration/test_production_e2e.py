@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -37,7 +38,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("production")
     day = sample_days(1)[0]
     prepare(home, [day], 120)
-    s = ProdStack(home).start(support_api_folder=home / "api")
+    planted = {name: f"{name}-{secrets.token_hex(8)}" for name in ("envsecret", "filesecret", "connsecret")}
+    (home / "hmac.key").write_text(planted["filesecret"] + "\n")
+    s = ProdStack(home, extra_dag_folders=[Path(__file__).parent / "dags"], extra_env={
+        "LLMOPS_PLANTED": planted["envsecret"], "LLMOPS_PLANTED_FILE": str(home / "hmac.key"),
+        "AIRFLOW_CONN_LLMOPS_PLANTED": json.dumps({"conn_type": "generic", "password": planted["connsecret"]})})
+    s.planted = planted  # type: ignore[attr-defined]
+    s.start(support_api_folder=home / "api")
     s.day = day  # type: ignore[attr-defined]
     s.state = {}  # type: ignore[attr-defined]
     try:
@@ -186,6 +193,32 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
         cur.execute("SELECT is_encrypted, password FROM connection WHERE conn_id = %s", (STORE_CONN_ID,))
         encrypted, stored = cur.fetchone()
     assert encrypted and stored and s.s3_secret not in stored
+
+
+@pytest.mark.timeout(300)
+def test_secrets_are_masked_in_task_logs(stack: ProdStack):
+    """A task on the Celery worker logs and prints secrets it resolved by reference: the task log
+    (read through the REST API, as the UI does) holds `***`, never a secret; nor does its XCom."""
+    s = stack
+    token = s.token()
+    s.rest("PATCH", "dags/llmops_secret_masking", token=token, body={"is_paused": False})
+    run = s.rest("POST", "dags/llmops_secret_masking/dagRuns", token=token, body={"logical_date": None})
+    run_id = run["dag_run_id"]
+    _wait("the secret-masking run", lambda: s.rest("GET", f"dags/llmops_secret_masking/dagRuns/{run_id}",
+                                                    token=s.token())["state"] in DONE, 240, s, every=3)
+    assert s.rest("GET", f"dags/llmops_secret_masking/dagRuns/{run_id}", token=token)["state"] == "success"
+    log = s.rest("GET", f"dags/llmops_secret_masking/dagRuns/{run_id}/taskInstances/leak/logs/1?full_content=true",
+                 token=token)
+    text = json.dumps(log)
+    home = s.home
+    for ref in ("env:LLMOPS_PLANTED", f"file:{home / 'hmac.key'}", "conn:llmops_planted"):
+        assert f"resolved {ref} = ***" in text, text[-2000:]
+        assert f"printed {ref} = ***" in text, text[-2000:]
+    assert not any(v in text for v in s.planted.values())  # type: ignore[attr-defined]
+    xcom = s.rest("GET", f"dags/llmops_secret_masking/dagRuns/{run_id}/taskInstances/leak/xcomEntries/return_value",
+                  token=token)
+    assert "conn:llmops_planted" in json.dumps(xcom)
+    assert not any(v in json.dumps(xcom) for v in s.planted.values())  # type: ignore[attr-defined]
 
 
 def _chromium() -> str:

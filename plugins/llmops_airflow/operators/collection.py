@@ -111,7 +111,7 @@ class _ConfiguredOperator(BaseOperator):
     def open_store(self, cfg: Any) -> Any:
         from llmops_airflow.hooks.store import ObjectStoreHook
 
-        return ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+        return ObjectStoreHook.for_config(cfg).store
 
 
 class CollectSourcesOperator(_ConfiguredOperator):

@@ -35,7 +35,7 @@ def _gate(context: Context, *, config_path: str | None, dataset: str, stage: str
     from llmops_airflow.hooks.store import ObjectStoreHook
 
     cfg = load_config(resolve_config_path(config_path))
-    store = ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+    store = ObjectStoreHook.for_config(cfg).store
     try:
         out = gate_published_version(store, cfg, dataset=dataset, stage=stage, version_id=version_id, suite=suite,
                                      policy=policy, producer=producer_from_context(context), params=params)

@@ -38,7 +38,7 @@ class AnnotationSensor(BaseSensorOperator):
         from llmops_airflow.hooks.store import ObjectStoreHook
 
         cfg = load_config(resolve_config_path(self.config_path))
-        store = ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+        store = ObjectStoreHook.for_config(cfg).store
         return cfg, store
 
     def _progress(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def job_progress_for(config_path: str | None, job_id: str) -> dict[str, Any]:
     from llmops_airflow.operators.collection import resolve_config_path
 
     cfg = load_config(resolve_config_path(config_path))
-    store = ObjectStoreHook(cfg.resolved_storage_root(), cfg.storage.conn_id, cfg.storage.endpoint_url).store
+    store = ObjectStoreHook.for_config(cfg).store
     return job_progress(store, cfg.dataset, job_id, open_crowd(cfg, store))
 
 
