@@ -14,6 +14,7 @@ help:
 	@echo "make test   - set up and run the test suite"
 	@echo "make up     - Airflow standalone UI (SQLite) with the project's DAGs and sample data"
 	@echo "make settings - apply airflow_settings.yaml (connections, pools, variables) to the Airflow of AIRFLOW_HOME"
+	@echo "                (or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN); SETTINGS=FILE for another file; idempotent"
 	@echo "make bench  - run the benchmarks, write benchmarks/results/*.json and BENCHMARKS.md"
 	@echo "make lint   - ruff (incl. Airflow 3 AIR rules) and mypy"
 
@@ -26,8 +27,9 @@ demo: setup
 up: setup
 	$(PY) scripts/local_airflow.py up --home $(LLMOPS_HOME)
 
+SETTINGS ?= airflow_settings.yaml
 settings: setup
-	$(PY) scripts/apply_airflow_settings.py airflow_settings.yaml
+	$(PY) scripts/apply_airflow_settings.py $(SETTINGS)
 
 test: setup
 	@bash scripts/setup_browser.sh

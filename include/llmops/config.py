@@ -18,11 +18,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llmops.annotation.settings import AnnotationConfig
 from llmops.drift.settings import DriftConfig
 from llmops.evaluation.settings import EvaluationConfig
+from llmops.privacy.settings import PrivacyConfig
 from llmops.training.settings import TrainingConfig
 
 __all__ = [
@@ -36,6 +45,7 @@ __all__ = [
     "NormalizeConfig",
     "PIIConfig",
     "PipelineConfig",
+    "PrivacyConfig",
     "SourceConfig",
     "StorageConfig",
     "TrainingConfig",
@@ -65,17 +75,21 @@ class StorageConfig(_Model):
         description="Airflow AWS connection id used for s3:// roots (credentials are never in config).",
     )
     endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint, e.g. a local server.")
-    sse: Literal["AES256", "aws:kms"] | None = Field(
-        default=None, description="Server-side encryption of every object the pipeline writes to s3:// "
-                                  "(AES256 = S3-managed keys, aws:kms = a KMS key); null = the bucket's default.")
+    sse: Literal["AES256", "aws:kms", "aws:kms:dsse"] | None = Field(
+        default=None, description="Server-side encryption S3 applies to every object the pipeline writes to "
+                                  "s3:// (AES256 = S3-managed keys, aws:kms = a KMS key, aws:kms:dsse = "
+                                  "dual-layer with a KMS key); null = the bucket's default encryption.")
     sse_kms_key_id: str | None = Field(
-        default=None, description="KMS key id or ARN for sse: aws:kms (null = the account's aws/s3 key).")
+        default=None, description="KMS key id, alias or ARN for sse: aws:kms / aws:kms:dsse (null = the "
+                                  "account's aws/s3 key).")
 
-    @model_validator(mode="after")
-    def _sse_key_needs_kms(self) -> StorageConfig:
-        if self.sse_kms_key_id and self.sse != "aws:kms":
-            raise ValueError("sse_kms_key_id is only used with sse: aws:kms; set storage.sse: aws:kms or drop the key")
-        return self
+    @field_validator("sse_kms_key_id")
+    @classmethod
+    def _kms_key_needs_kms(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not str(info.data.get("sse") or "").startswith("aws:kms"):
+            raise ValueError("a KMS key is only used with storage.sse: aws:kms (or aws:kms:dsse); set that, "
+                             "or drop sse_kms_key_id")
+        return value
 
 
 # --------------------------------------------------------------------------- sources
@@ -345,6 +359,7 @@ class PipelineConfig(_Model):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @field_validator("sources")
     @classmethod

@@ -3,7 +3,9 @@
 Keys are ``/``-separated relative paths. Writes are atomic: a local write goes to a temporary
 file that is renamed into place; on S3 each object is one PUT, and directories are published
 with their "commit" object (a dataset version's ``manifest.json``) uploaded last, so a reader
-that finds the manifest finds every file it names.
+that finds the manifest finds every file it names. On S3 every write can ask for server-side
+encryption (``storage.sse``: ``AES256``, ``aws:kms`` or ``aws:kms:dsse``, with an optional KMS key);
+without it the bucket's default encryption applies.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class S3Store:
         self.client = client
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         # server-side encryption of every object written (None: the bucket's default encryption)
+        if sse_kms_key_id and not (sse or "").startswith("aws:kms"):
+            raise ValueError(f"a KMS key needs sse='aws:kms' or 'aws:kms:dsse', not {sse!r}")
         self.write_args: dict[str, str] = {}
         if sse:
             self.write_args["ServerSideEncryption"] = sse

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,84 +13,228 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "scripts" / "apply_airflow_settings.py")
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
-@pytest.fixture()
-def airflow_home(tmp_path: Path) -> dict[str, str]:
+def _env(home: Path) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{tmp_path}/airflow.db",
-               AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__FERNET_KEY="Jb5K2Z0kH8nQk7m0W8Jq2QmZb3fJkq4YH6m8vQxkJ2A=")
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+               AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__FERNET_KEY=Fernet.generate_key().decode())
     return env
 
 
-def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly migrated SQLite metadata DB (copied for each test: one `airflow db migrate`)."""
+    home = tmp_path_factory.mktemp("airflow-template")
+    subprocess.run([AIRFLOW, "db", "migrate"], env=_env(home), check=True, capture_output=True, timeout=600)
+    return home / "airflow.db"
 
 
-def _get(env: dict[str, str], *args: str) -> list[dict]:
+@pytest.fixture()
+def airflow_env(migrated_db: Path, tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copy(migrated_db, home / "airflow.db")
+    return _env(home)
+
+
+def _apply(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, SCRIPT, *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _counts(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1].split(": ", 2)[2]
+    return {k: int(v) for k, v in (part.rsplit(" ", 1) for part in line.split(", "))}
+
+
+def _cli_json(env: dict[str, str], *args: str) -> list[dict]:
     out = subprocess.run([AIRFLOW, *args, "-o", "json"], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout[out.stdout.find("["):])
 
 
-READ_CONNECTIONS = """
+SNAPSHOT = """
 import json
 from airflow.models.connection import Connection
+from airflow.models.pool import Pool
+from airflow.models.variable import Variable
 from airflow.utils.session import create_session
 with create_session() as s:
-    print(json.dumps({c.conn_id: {"conn_type": c.conn_type, "description": c.description, "login": c.login,
-                                  "password": c.password, "extra_dejson": c.extra_dejson,
-                                  "is_encrypted": c.is_encrypted} for c in s.query(Connection)}))
+    print(json.dumps({
+        "connections": {c.conn_id: {"conn_type": c.conn_type, "description": c.description, "host": c.host,
+                                    "login": c.login, "password": c.password, "schema": c.schema, "port": c.port,
+                                    "extra": c.extra_dejson, "is_encrypted": c.is_encrypted,
+                                    "is_extra_encrypted": c.is_extra_encrypted} for c in s.query(Connection)},
+        "pools": {p.pool: [p.slots, p.description] for p in s.query(Pool)},
+        "variables": {v.key: v.val for v in s.query(Variable)}}))
 """
 
 
-def _connections(env: dict[str, str]) -> dict[str, dict]:
-    out = subprocess.run([sys.executable, "-c", READ_CONNECTIONS], env=env, capture_output=True, text=True, check=True)
+def _snapshot(env: dict[str, str]) -> dict[str, dict]:
+    """What the metadata DB holds, read through Airflow's models (passwords decrypted)."""
+    out = subprocess.run([sys.executable, "-c", SNAPSHOT], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_settings_are_applied_idempotently_and_keep_secrets(airflow_home):
-    env = airflow_home
-    # a secret set from outside (a secrets step of the deployment) before the settings are applied
+@pytest.mark.slow
+def test_the_project_settings_apply_idempotently_and_keep_secrets(airflow_env):
+    env = airflow_env
+    # a secret set from outside (the deployment's secrets step) before the settings are applied
     subprocess.run([AIRFLOW, "connections", "add", "aws_mturk", "--conn-json", json.dumps(
-        {"conn_type": "aws", "login": "AKIDMTURK", "password": "mturk-secret-value"})], env=env, check=True,
-        capture_output=True)
-    first = _run(env, SCRIPT)
-    assert first.returncode == 0, first.stderr
-    assert "connections_created 5, connections_updated 1" in first.stdout
-    assert "mturk-secret-value" not in first.stdout + first.stderr
+        {"conn_type": "aws", "login": "AKIDMTURK", "password": "mturk-secret-value",
+         "extra": {"aws_secret_access_key": "mturk-extra-secret"}})], env=env, check=True, capture_output=True)
     settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"]
-    conns = _connections(env)
+    n_conns = len(settings["connections"])
+
+    first = _apply(env)  # the default file: the project's airflow_settings.yaml
+    assert _counts(first) == {
+        "connections_created": n_conns - 1, "connections_updated": 1, "connections_unchanged": 0,
+        "pools_created": len(settings["pools"]), "pools_updated": 0, "pools_unchanged": 0,
+        "variables_created": len(settings["variables"]), "variables_updated": 0, "variables_unchanged": 0}
+    assert "mturk-secret-value" not in first.stdout + first.stderr
+    assert "mturk-extra-secret" not in first.stdout + first.stderr
+
+    state = _snapshot(env)
+    conns = state["connections"]
     assert set(conns) == {c["conn_id"] for c in settings["connections"]}
     for c in settings["connections"]:
         got = conns[c["conn_id"]]
         assert got["conn_type"] == c["conn_type"] and got["description"] == c["conn_description"]
-        assert {k: got["extra_dejson"].get(k) for k in c.get("conn_extra", {})} == c.get("conn_extra", {})
+        assert (got["host"], got["port"], got["schema"]) == (c.get("conn_host"), c.get("conn_port"),
+                                                             c.get("conn_schema"))
+        assert {k: got["extra"].get(k) for k in c.get("conn_extra", {})} == c.get("conn_extra", {})
     mturk = conns["aws_mturk"]
-    assert mturk["login"] == "AKIDMTURK" and mturk["password"] == "mturk-secret-value"  # kept
-    assert mturk["extra_dejson"]["region_name"] == "us-east-1" and mturk["is_encrypted"] is True
-    pools = {p["pool"]: p for p in _get(env, "pools", "list")}
-    assert pools["gpu"]["slots"] == "1"
-    # a second run changes nothing
-    second = _run(env, SCRIPT)
-    assert second.returncode == 0 and "connections_created 0, connections_updated 0, connections_unchanged 6" in second.stdout
-    assert _connections(env) == conns
+    assert (mturk["login"], mturk["password"]) == ("AKIDMTURK", "mturk-secret-value")  # kept
+    assert mturk["extra"] == {"aws_secret_access_key": "mturk-extra-secret", "region_name": "us-east-1"}
+    assert mturk["is_encrypted"] and mturk["is_extra_encrypted"]  # with the Fernet key
+    # read back through Airflow's CLI, as an operator would
+    pools = {p["pool"]: p for p in _cli_json(env, "pools", "list")}
+    for p in settings["pools"]:
+        assert (int(pools[p["pool_name"]]["slots"]), pools[p["pool_name"]]["description"]) == (
+            p["pool_slot"], p["pool_description"])
+    assert {v["key"] for v in _cli_json(env, "variables", "list")} == {
+        v["variable_name"] for v in settings["variables"]}
+
+    second = _apply(env, str(ROOT / "airflow_settings.yaml"))
+    assert _counts(second) == {
+        "connections_created": 0, "connections_updated": 0, "connections_unchanged": n_conns,
+        "pools_created": 0, "pools_updated": 0, "pools_unchanged": len(settings["pools"]),
+        "variables_created": 0, "variables_updated": 0, "variables_unchanged": len(settings["variables"])}
+    assert _snapshot(env) == state
+
+
+SETTINGS = {"airflow": {
+    "connections": [
+        {"conn_id": "store", "conn_type": "aws", "conn_extra": {"endpoint_url": "http://s3:8333"}},
+        {"conn_id": "tracking", "conn_uri": "http://mlflow.internal:5000/api?timeout=5"},
+        {"conn_id": "alerts", "conn_type": "smtp", "conn_host": "smtp.example.com", "conn_port": 587,
+         "conn_extra": '{"from_email": "a@example.com"}'},
+    ],
+    "pools": [{"pool_name": "gpu", "pool_slot": 2, "pool_description": "GPUs"}, {"pool_name": "mturk", "pool_slot": 5}],
+    "variables": [{"variable_name": "llmops_note", "variable_value": "hello"},
+                  {"variable_name": "llmops_limits", "variable_value": {"a": 1, "b": [2, 3]}}],
+}}
+
+
+@pytest.mark.slow
+def test_a_changed_file_updates_what_it_names_and_leaves_the_rest(airflow_env, tmp_path):
+    env = airflow_env
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(SETTINGS))
+    assert _counts(_apply(env, str(path))) == {
+        "connections_created": 3, "connections_updated": 0, "connections_unchanged": 0,
+        "pools_created": 2, "pools_updated": 0, "pools_unchanged": 0,
+        "variables_created": 2, "variables_updated": 0, "variables_unchanged": 0}
+    first = _snapshot(env)
+    tracking = first["connections"]["tracking"]
+    assert {k: tracking[k] for k in ("conn_type", "host", "port", "schema", "extra")} == {
+        "conn_type": "http", "host": "mlflow.internal", "port": 5000, "schema": "api", "extra": {"timeout": 5}}
+    assert first["connections"]["alerts"]["extra"] == {"from_email": "a@example.com"}
+    assert first["pools"]["gpu"] == [2, "GPUs"] and first["pools"]["mturk"] == [5, ""]
+    assert first["variables"] == {"llmops_note": "hello", "llmops_limits": '{"a": 1, "b": [2, 3]}'}
+
+    changed = json.loads(json.dumps(SETTINGS))
+    changed["airflow"]["connections"][0]["conn_extra"] = {"region_name": "eu-west-1"}
+    changed["airflow"]["pools"][0]["pool_slot"] = 4
+    changed["airflow"]["variables"][0]["variable_value"] = "bye"
+    del changed["airflow"]["variables"][1]
+    path.write_text(yaml.safe_dump(changed))
+    assert _counts(_apply(env, str(path))) == {
+        "connections_created": 0, "connections_updated": 1, "connections_unchanged": 2,
+        "pools_created": 0, "pools_updated": 1, "pools_unchanged": 1,
+        "variables_created": 0, "variables_updated": 1, "variables_unchanged": 0}
+    second = _snapshot(env)
+    # extra keys merge; what the file no longer names stays (nothing is deleted)
+    assert second["connections"]["store"]["extra"] == {"endpoint_url": "http://s3:8333", "region_name": "eu-west-1"}
+    assert second["pools"]["gpu"] == [4, "GPUs"]
+    assert second["variables"] == {"llmops_note": "bye", "llmops_limits": '{"a": 1, "b": [2, 3]}'}
+
+
+@pytest.mark.slow
+def test_credentials_in_the_file_are_applied_but_never_printed(airflow_env, tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"airflow": {"connections": [
+        {"conn_id": "with_password", "conn_type": "http", "conn_login": "u", "conn_password": "pw-in-file-123"},
+        {"conn_id": "with_uri", "conn_uri": "postgresql://user:uri-secret-456@db:5432/x"}]}}))
+    out = _apply(airflow_env, str(path))
+    assert out.returncode == 0, out.stderr
+    assert "airflow.connections[0].conn_password: credentials in the settings file" in out.stderr
+    assert "airflow.connections[1].conn_uri: credentials in the settings file" in out.stderr
+    for secret in ("pw-in-file-123", "uri-secret-456"):
+        assert secret not in out.stdout + out.stderr
+    conns = _snapshot(airflow_env)["connections"]
+    assert conns["with_password"]["password"] == "pw-in-file-123" and conns["with_uri"]["password"] == "uri-secret-456"
+
+
+@pytest.mark.slow
+def test_an_unmigrated_db_is_named_with_the_fix(tmp_path):
+    env = _env(tmp_path)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{tmp_path}/empty.db"
+    out = _apply(env)
+    assert out.returncode == 1
+    assert "has no Airflow tables" in out.stderr and "airflow db migrate" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize("bad,message", [
     ({"pools": [{"pool_name": "gpu", "pool_slot": 1}, {"pool_name": "x", "pool_slot": 0}]},
-     "airflow.pools[1].pool_slot: expected a positive integer"),
+     "airflow.pools[1].pool_slot: expected a positive integer, got 0"),
+    ({"pools": [{"pool_name": "gpu", "pool_slot": "2"}]}, "airflow.pools[0].pool_slot: expected a positive integer"),
+    ({"pools": [{"pool_slot": 2}]}, "airflow.pools[0].pool_name: missing"),
     ({"connections": [{"conn_type": "aws"}]}, "airflow.connections[0].conn_id: missing"),
-    ({"connections": [{"conn_id": "c", "conn_type": "http", "conn_password": "x", "conn_hots": "h"}]},
+    ({"connections": [{"conn_id": "c"}]}, "airflow.connections[0].conn_type: missing"),
+    ({"connections": [{"conn_id": "c", "conn_type": "http", "conn_hots": "h"}]},
      "airflow.connections[0].conn_hots: unknown key"),
+    ({"connections": [{"conn_id": "c", "conn_type": "http", "conn_port": "80"}]},
+     "airflow.connections[0].conn_port: expected a port number"),
+    ({"connections": [{"conn_id": "c", "conn_type": "http", "conn_extra": ["a"]}]},
+     "airflow.connections[0].conn_extra: expected a mapping"),
+    ({"connections": [{"conn_id": "c", "conn_type": "http"}, {"conn_id": "c", "conn_type": "aws"}]},
+     "airflow.connections[1].conn_id: 'c' is already defined at airflow.connections[0]"),
     ({"variables": [{"variable_name": "v"}]}, "airflow.variables[0].variable_value: missing"),
+    ({"variables": {"v": 1}}, "airflow.variables: expected a list"),
+    ({"pool": []}, "airflow.pool: unknown section"),
 ])
 def test_a_malformed_file_is_refused_naming_the_key(tmp_path, bad, message):
     path = tmp_path / "airflow_settings.yaml"
     path.write_text(yaml.safe_dump({"airflow": bad}))
-    out = _run(dict(os.environ), SCRIPT, str(path))
-    assert out.returncode == 2 and message in out.stderr
+    out = _apply(dict(os.environ), str(path))
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_the_project_file_is_valid_and_holds_no_credentials():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import apply_airflow_settings as settings_script
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    settings = settings_script.load(ROOT / "airflow_settings.yaml")
+    assert settings_script.warnings_for(settings) == []
+    assert {c["conn_id"] for c in settings["connections"]} >= {"aws_default", "aws_mturk", "llmops_pii_hmac",
+                                                                "mlflow_default", "smtp_default", "slack_api_default"}
+    assert "gpu" in {p["pool_name"] for p in settings["pools"]}
