@@ -3,6 +3,10 @@
     llmops curate INPUT... --out DIR [--config FILE]
     llmops collect --partition 2026-11-25 [--config FILE]      (raw + curated versions in the store)
     llmops sample-data --out DIR [--seed 0] [--records-per-day 200] [--days 3]
+    llmops erase --request-id DSR-1 --subjects-file FILE [--config FILE]   (GDPR/CCPA erasure)
+    llmops audit [--event erasure] [--since 2026-11-01] [--json]            (the audit trail)
+    llmops pia [--format md|html] [--out FILE]                              (privacy impact assessment)
+    llmops retention [--today 2026-11-28]                                   (apply privacy.retention)
 
 Exit status: 0 on success, 2 for a usage or configuration problem, 1 when the job could not be
 done. Errors are one line on stderr (``llmops: error: ...``), never a traceback; ``--debug``
@@ -183,6 +187,84 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if report["drift"] else 0
 
 
+def _store(cfg: Any) -> Any:
+    from llmops.stages import open_config_store
+
+    return open_config_store(cfg)
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from llmops.privacy.erasure import ErasureError, erase
+
+    subjects = list(args.subject or [])
+    if args.subjects_file:
+        path = Path(args.subjects_file)
+        if not path.is_file():
+            raise CLIError(f"--subjects-file {path}: no such file", code=2)
+        subjects += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    cfg = _load(args.config)
+    try:
+        out = erase(cfg, store=_store(cfg), request_id=args.request_id, subjects=subjects)
+    except ErasureError as exc:
+        raise CLIError(str(exc), code=2) from None
+    if args.json:
+        print(json.dumps(out, indent=2, sort_keys=True))
+    else:
+        print(f"erasure {out['request_id']}: {out['records']} records of {out['subjects']} subjects"
+              + ("" if out["changed"] else " (nothing left to erase)"))
+        print("  removed: " + ", ".join(f"{k} {v}" for k, v in out["removed"].items()))
+        for v in out["versions"]:
+            print(f"  {v['version']}: -{v['records']}" + (f" -> {v['successor']}" if v["successor"] else " (purged)"))
+        print(f"  files scrubbed {out['files_scrubbed']}, MLflow artifacts {out['mlflow_artifacts_scrubbed']}, "
+              f"HITs cancelled {out['hits_cancelled']}, model versions flagged {len(out['model_versions_flagged'])}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from llmops.privacy.audit import read_events
+
+    events = read_events(_store(_load(args.config)), event=args.event, since=args.since)
+    if args.json:
+        print(json.dumps(events, indent=2, sort_keys=True))
+        return 0
+    for e in events:
+        who = e["actor"]
+        actor = f"{who['dag_id']}/{who.get('run_id', '')}" if "dag_id" in who else who.get("user", "?")
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(e["details"].items())
+                           if isinstance(v, str | int | float) and not isinstance(v, bool))
+        print(f"{e['at']}  {e['event']:<17} {e['key']:<40} {actor}  {detail}")
+    if not events:
+        print("no audit events")
+    return 0
+
+
+def cmd_pia(args: argparse.Namespace) -> int:
+    from llmops.privacy.pia import build_report, render_html, render_markdown
+
+    cfg = _load(args.config)
+    report = build_report(cfg, store=_store(cfg))
+    fmt = args.format or ("html" if args.out and args.out.endswith((".html", ".htm")) else "md")
+    text = render_html(report) if fmt == "html" else render_markdown(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"privacy impact assessment written to {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from llmops.privacy.retention import enforce_retention
+
+    cfg = _load(args.config)
+    out = enforce_retention(cfg, store=_store(cfg), today=args.today)
+    print(f"retention as of {out['today']}: raw versions {len(out['raw_versions'])}, quarantines "
+          f"{len(out['quarantine_versions'])}, annotation jobs {len(out['annotation_jobs'])}; records removed "
+          + ", ".join(f"{k} {v}" for k, v in out["records"].items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -228,6 +310,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records-per-day", type=int, default=200)
     p.add_argument("--day", action="append", help="partition date (repeatable); default three days")
     p.set_defaults(func=cmd_sample_data)
+
+    p = sub.add_parser("erase", help="erase a data subject's records everywhere (dataset versions, exports, MLflow)")
+    p.add_argument("--request-id", required=True, help="the request's id, e.g. DSR-2026-0042 (kept in the audit trail)")
+    p.add_argument("--subject", action="append", help="identifier, pseudonym (<EMAIL_ADDRESS_1a2b...>) or subject "
+                   "key (repeatable); prefer --subjects-file, which keeps identifiers out of shell history")
+    p.add_argument("--subjects-file", metavar="FILE", help="one identifier, pseudonym or subject key per line")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.set_defaults(func=cmd_erase)
+
+    p = sub.add_parser("audit", help="the audit trail: erasures, exports to the crowd, promotions, retention")
+    p.add_argument("--event", choices=["erasure", "annotation_export", "model_promotion", "retention"])
+    p.add_argument("--since", metavar="DATE", help="ISO date or time (inclusive)")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("pia", help="privacy impact assessment from the config and the manifests")
+    p.add_argument("--format", choices=["md", "html"], help="default: from --out's suffix, else md")
+    p.add_argument("--out", metavar="FILE", help="write the report here (default: stdout)")
+    p.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_pia)
+
+    p = sub.add_parser("retention", help="apply privacy.retention (what llm_privacy_retention runs daily)")
+    p.add_argument("--today", metavar="DATE", help="the date ages count to (default: today, UTC)")
+    p.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_retention)
     return parser
 
 

@@ -39,7 +39,8 @@ def make_redactor(cfg: PipelineConfig, key_resolver: Callable[[str], str] | None
         return None
     from llmops.privacy.pii import PIIRedactor
 
-    return PIIRedactor(cfg.curation.pii, key_resolver=key_resolver)
+    sic = cfg.privacy.subject_index
+    return PIIRedactor(cfg.curation.pii, key_resolver=key_resolver, capture=sic.entities if sic.enabled else ())
 
 
 def privacy_summary(cfg: PipelineConfig) -> dict[str, Any]:
@@ -122,24 +123,33 @@ def curate_version(
 ) -> dict[str, Any]:
     """Curate the ``raw`` version ``raw_version_id`` into a ``curated`` version."""
     from llmops.curate.pipeline import Curator, records_from_batches
+    from llmops.privacy.subjects import subject_keys, write_index
 
     raw = read_manifest(store, cfg.dataset, "raw", raw_version_id)
     if redactor is None:
         redactor = make_redactor(cfg)
+    keys = subject_keys(cfg)
     writer = VersionWriter(
         cfg.dataset, "curated", parents=[raw["id"]], producer=producer,
         config_hash=config_hash(cfg.curation), rows_per_file=cfg.curation.rows_per_file,
         extra={"upstream_counts": {raw["id"]: raw["counts"]}, "privacy": privacy_summary(cfg)},
     )
     try:
-        Curator(cfg.curation, redactor=redactor, progress=progress).run(
-            records_from_batches(iter_batches(store, raw)), writer
-        )
+        curator = Curator(cfg.curation, redactor=redactor, progress=progress, subjects=keys,
+                          index_quarantine=cfg.privacy.subject_index.include_quarantine)
+        curator.run(records_from_batches(iter_batches(store, raw)), writer)
         gate_writer(writer, cfg, "curated")
-        return writer.finish(store, partition=partition)
+        rows = set(curator.index_rows)
+        writer.extra["privacy"]["subject_index"] = (
+            {"entries": len(rows), "subjects": len({r[0] for r in rows}), "records": len({r[1] for r in rows})}
+            if keys is not None else None)
+        manifest = writer.finish(store, partition=partition)
     except BaseException:
         writer.abort()
         raise
+    if keys is not None:  # the index of the version just published (same content: same index)
+        write_index(store, cfg.dataset, "curated", manifest["id"], rows)
+    return manifest
 
 
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")

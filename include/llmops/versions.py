@@ -404,6 +404,10 @@ def local_data_files(
     store: ObjectStore, manifest: dict[str, Any], *, which: str = "files", cache_dir: Path | None = None
 ) -> list[Path]:
     """Local paths of a version's Parquet files (downloaded to ``cache_dir`` for remote stores)."""
+    purged = (manifest.get("retention") or {}).get("data_purged_at")
+    if purged:
+        raise FileNotFoundError(f"{manifest['stage']} version {manifest['id']} has no data any more: its files were "
+                                f"removed on {purged} by the retention policy ({manifest['retention'].get('policy')})")
     prefix = version_prefix(manifest["dataset"], manifest["stage"], manifest["id"])
     out = []
     for entry in manifest[which]:

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-REQUIRED_DAG_IDS = {"llm_data_collection", "llm_annotation", "llm_fine_tuning", "llm_evaluation", "llm_drift_nightly"}
+REQUIRED_DAG_IDS = {"llm_data_collection", "llm_annotation", "llm_fine_tuning", "llm_evaluation", "llm_drift_nightly",
+                    "llm_privacy_erasure", "llm_privacy_retention"}
 HEAVY_MODULES = ["torch", "transformers", "deepspeed", "presidio_analyzer", "presidio_anonymizer", "spacy",
                  "great_expectations", "mlflow", "datasets", "pandas", "pyarrow", "sklearn", "evaluate", "peft"]
 

@@ -14,11 +14,12 @@ import json
 import os
 import secrets
 import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 
 import pendulum
 import pytest
+
+from tests._airflow_worker import worker_like_executor
 
 DAG_ID = "llmops_secret_masking_check"
 
@@ -89,29 +90,6 @@ def test_every_resolved_secret_is_masked(scheme: str, tmp_path: Path, monkeypatc
 
 
 # --------------------------------------------------------------------------- a task's log and XCom
-def _worker_like_executor():
-    """An executor that runs each task like a worker does (``supervise_task``: a supervisor and a
-    forked task process writing the task's log file), the Execution API in-process."""
-    from airflow.executors.base_executor import BaseExecutor
-    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor, supervise_task
-
-    class WorkerLikeExecutor(BaseExecutor):
-        def _process_workloads(self, workload_items: Sequence) -> None:
-            for workload in workload_items:
-                key = workload.ti.key
-                self.queued_tasks.pop(key, None)
-                self.running.add(key)
-                code = supervise_task(ti=workload.ti, bundle_info=workload.bundle_info,
-                                      dag_rel_path=workload.dag_rel_path, token=workload.token,
-                                      client=InProcessTestSupervisor._api_client(), log_path=workload.log_path)
-                (self.success if code == 0 else self.fail)(key)
-
-        def end(self) -> None:  # every workload ran to completion in _process_workloads
-            pass
-
-    return WorkerLikeExecutor()
-
-
 def _xcom_values(run_id: str) -> list[object]:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -147,7 +125,7 @@ def test_a_task_logs_resolved_secrets_masked_and_keeps_them_out_of_xcom(
     log_folder = tmp_path / "logs"
     monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(log_folder))
     monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(64))  # signs the workload token
-    executor = _worker_like_executor()
+    executor = worker_like_executor()
     monkeypatch.setattr(ExecutorLoader, "get_default_executor", classmethod(lambda cls: executor))
 
     dag = DagBag(dag_folder=str(dags)).get_dag(DAG_ID)

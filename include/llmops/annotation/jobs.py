@@ -268,6 +268,13 @@ def export_job(cfg: PipelineConfig, *, store: Any, job_id: str, backend: CrowdBa
                                             "max_assignments": a.mturk.assignments}
             _save_ledger(store, ledger)  # after every HIT: a crash here loses nothing
             log.info("HIT %s created (%s items)", created["hit_id"], len(fields))
+    if todo or not ledger.get("exported_at"):
+        from llmops.privacy.audit import record_event
+
+        record_event(store, "annotation_export", event_key=job_id, details={
+            "job_id": job_id, "backend": ledger["backend"], "sandbox": ledger.get("sandbox"),
+            "hits": len(ledger["hits"]), "items": len(items), "assignments_per_hit": a.mturk.assignments,
+            "curated_versions": ledger["curated_versions"], "cost_estimate_usd": str(cost.total_usd)})
     if not ledger.get("exported_at"):
         start = now if now is not None else time.time()
         ledger["exported_at"] = start

@@ -42,6 +42,11 @@ class Curator:
     redactor: Any | None = None  # llmops.privacy.pii.PIIRedactor; None when pii.enabled is false
     progress: Callable[[dict[str, Any]], None] | None = None
     progress_every: int = 50_000
+    #: llmops.privacy.subjects.SubjectKeys: when set, (subject key, record id, location) rows of the
+    #: subject index are collected in ``index_rows`` (quarantined records too with ``index_quarantine``)
+    subjects: Any | None = None
+    index_quarantine: bool = True
+    index_rows: list[tuple[str, str, str]] = field(default_factory=list, init=False)
     _langid: LanguageIdentifier | None = field(default=None, init=False)
     _exact: set[bytes] = field(default_factory=set, init=False)
     _ids: set[bytes] = field(default_factory=set, init=False)
@@ -103,7 +108,7 @@ class Curator:
                     kept.append(rec)
                 else:
                     dups.append(_reject(rec, "dedup", "near_duplicate", f"near-duplicate of {other}"))
-            writer.add_quarantined(dups, "duplicates")
+            self._add_rejected(dups, "duplicates", writer)
             batch = kept
         if self.redactor is not None and batch:
             results = self.redactor.redact_batch([r.text for r in batch], [r.lang for r in batch])
@@ -111,7 +116,21 @@ class Curator:
                 rec.text = res.text
                 rec.pii = sorted(res.entities)
                 writer.counts.pii.update(res.entities)
+                if self.subjects is not None:
+                    self.index_rows.extend((k, rec.id, "data") for k in self.subjects.for_record(res.found, rec.meta))
+        elif self.subjects is not None:
+            for rec in batch:
+                self.index_rows.extend((k, rec.id, "data") for k in self.subjects.for_record([], rec.meta))
         writer.add_records(batch)
+
+    def _add_rejected(self, items: list[Quarantined], category: str, writer: VersionWriter) -> None:
+        """Quarantine ``items``; with a subject index, index their original text too."""
+        if items and self.subjects is not None and self.index_quarantine and self.redactor is not None:
+            found = self.redactor.find_batch([q.raw for q in items])
+            for q, f in zip(items, found, strict=True):
+                if q.id is not None:
+                    self.index_rows.extend((k, q.id, "quarantine") for k in self.subjects.for_record(f, {}))
+        writer.add_quarantined(items, category)
 
     def run(self, items: Iterable[Record | Quarantined], writer: VersionWriter) -> None:
         batch: list[Record] = []
@@ -132,13 +151,13 @@ class Curator:
                 self._flush(batch, writer)
                 batch = []
                 for cat, items_ in rejected.items():
-                    writer.add_quarantined(items_, cat)
+                    self._add_rejected(items_, cat, writer)
                     items_.clear()
             if self.progress and writer.counts.input % self.progress_every == 0:
                 self._report(writer, started)
         self._flush(batch, writer)
         for cat, items_ in rejected.items():
-            writer.add_quarantined(items_, cat)
+            self._add_rejected(items_, cat, writer)
         self._report(writer, started)
 
     def _report(self, writer: VersionWriter, started: float) -> None:

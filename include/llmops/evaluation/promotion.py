@@ -163,7 +163,24 @@ def _ranking(ranked: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
 
 
 def apply(cfg: PipelineConfig, version: str) -> dict[str, Any]:
+    """Move the aliases to ``version`` – unless an erasure flagged it (trained on erased data) – and
+    record a promotion in the audit trail."""
     from llmops.evaluation.gate import promote
+    from llmops.privacy.audit import record_event
+    from llmops.stages import open_config_store
 
-    return promote(_client(cfg), cfg.training.registered_model, version,
-                   champion_alias=cfg.evaluation.champion_alias, previous_alias=cfg.evaluation.previous_alias)
+    client = _client(cfg)
+    name = cfg.training.registered_model
+    flagged = client.get_model_version(name, str(version)).tags.get("llmops.privacy.erasure")
+    if flagged:
+        log.warning("%s version %s is not promoted: trained on data erased by request %s; retrain first",
+                    name, version, flagged)
+        return {"changed": False, "blocked": f"erasure {flagged}", "champion": None}
+    out = promote(client, name, version, champion_alias=cfg.evaluation.champion_alias,
+                  previous_alias=cfg.evaluation.previous_alias)
+    if out["changed"]:
+        record_event(open_config_store(cfg), "model_promotion",
+                     event_key=f"{name}/{version}/{cfg.evaluation.champion_alias}",
+                     details={"model": name, "version": str(version), "alias": cfg.evaluation.champion_alias,
+                              "previous": out.get("previous")})
+    return out

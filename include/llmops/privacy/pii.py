@@ -23,12 +23,12 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmops.config import PIIConfig
 
-__all__ = ["PIIRedactor", "PIIResult", "pseudonym"]
+__all__ = ["PIIRedactor", "PIIResult", "canonical", "pseudonym", "subject_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,32 @@ _WRITTEN = re.compile(r"<[A-Z][A-Z0-9_]*>|<[A-Z][A-Z0-9_]*_[0-9a-f]{6,}>")
 class PIIResult:
     text: str
     entities: Counter[str]
+    #: (entity, original value) of the findings whose type is in ``capture`` – kept in memory only,
+    #: for the subject index (which stores keyed hashes of them, never the values)
+    found: list[tuple[str, str]] = field(default_factory=list)
+
+
+_DIGITS_ONLY = {"PHONE_NUMBER", "US_SSN", "CREDIT_CARD"}
+
+
+def canonical(entity: str, value: str) -> str:
+    """The form of an identifier that is hashed: case and spacing never matter; phone, SSN and card
+    numbers compare by their digits, IBANs by their letters and digits."""
+    if entity in _DIGITS_ONLY:
+        return re.sub(r"\D", "", value)
+    if entity == "IBAN_CODE":
+        return re.sub(r"[^0-9A-Za-z]", "", value).upper()
+    return re.sub(r"\s+", " ", value.strip().casefold())
+
+
+def subject_digest(key: bytes, entity: str, value: str) -> str:
+    """Keyed HMAC-SHA256 of an identifier (hex): what pseudonyms and the subject index are made of."""
+    return hmac.new(key, f"{entity}\x1f{canonical(entity, value)}".encode(), hashlib.sha256).hexdigest()
 
 
 def pseudonym(key: bytes, entity: str, value: str) -> str:
     """Keyed HMAC-SHA256 pseudonym: stable for the same key and value, unlinkable without the key."""
-    canon = re.sub(r"\s+", " ", value.strip().casefold())
-    digest = hmac.new(key, f"{entity}\x1f{canon}".encode(), hashlib.sha256).hexdigest()
-    return f"<{entity}_{digest[:12]}>"
+    return f"<{entity}_{subject_digest(key, entity, value)[:12]}>"
 
 
 def _load_spacy(model: str) -> Any:
@@ -122,10 +141,11 @@ def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
 _WORKER: PIIRedactor | None = None
 
 
-def _init_worker(cfg: dict[str, Any], key: bytes | None) -> None:
+def _init_worker(cfg: dict[str, Any], key: bytes | None, capture: list[str]) -> None:
     global _WORKER
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-    _WORKER = PIIRedactor(PIIConfig.model_validate(cfg), key_resolver=lambda _ref: (key or b"").decode())
+    _WORKER = PIIRedactor(PIIConfig.model_validate(cfg), key_resolver=lambda _ref: (key or b"").decode(),
+                          capture=capture)
 
 
 def _redact_in_worker(chunk: tuple[list[str], list[str | None]]) -> list[PIIResult]:
@@ -140,11 +160,13 @@ class PIIRedactor:
     the key; it is only called when some entity uses the ``pseudonymize`` operator.
     """
 
-    def __init__(self, cfg: PIIConfig, *, key_resolver: Callable[[str], str] | None = None) -> None:
+    def __init__(self, cfg: PIIConfig, *, key_resolver: Callable[[str], str] | None = None,
+                 capture: Sequence[str] = ()) -> None:
         from presidio_analyzer import AnalyzerEngine
         from presidio_anonymizer import AnonymizerEngine
 
         self.cfg = cfg
+        self.capture = frozenset(capture)  # entity types whose values PIIResult.found reports
         wanted = set(cfg.entities) | {r.entity for r in cfg.custom_recognizers}
         self.entities = sorted(wanted)
         self._key: bytes | None = None
@@ -251,7 +273,8 @@ class PIIRedactor:
 
             cfg = self.cfg.model_copy(update={"n_process": 1})
             self._pool = multiprocessing.get_context("spawn").Pool(
-                self.cfg.n_process, initializer=_init_worker, initargs=(cfg.model_dump(mode="json"), self._key)
+                self.cfg.n_process, initializer=_init_worker,
+                initargs=(cfg.model_dump(mode="json"), self._key, sorted(self.capture))
             )
         return self._pool
 
@@ -294,9 +317,25 @@ class PIIRedactor:
             if not findings:
                 results.append(PIIResult(text, Counter()))
                 continue
+            found = [(f.entity_type, text[f.start:f.end]) for f in findings if f.entity_type in self.capture]
             anon = self.anonymizer.anonymize(text=text, analyzer_results=findings, operators=self.operators)
-            results.append(PIIResult(anon.text, Counter(item.entity_type for item in anon.items)))
+            results.append(PIIResult(anon.text, Counter(item.entity_type for item in anon.items), found))
         return results
+
+    def find_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[tuple[str, str]]]:
+        """(entity, value) of the ``capture`` findings per text, without redacting (the subject index
+        of records that are set aside unredacted)."""
+        langs = list(langs) if langs is not None else [None] * len(texts)
+        ner_langs = set(self.cfg.ner_languages)
+        out = []
+        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts), strict=True):
+            findings = [f for f in findings if f.entity_type in self.capture]
+            if findings and self._allow:
+                findings = self._drop_allowed(text, findings)
+            if findings and lang is not None and lang not in ner_langs:
+                findings = self._foreign_ner_guard(text, findings)
+            out.append([(f.entity_type, text[f.start:f.end]) for f in findings])
+        return out
 
     def scan_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[Counter[str]]:
         """Entity types still found in already-redacted ``texts`` (a second scan before text leaves
