@@ -446,7 +446,7 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
             if query.matches(subject):
                 scrub.ids.add(record_id)
 
-    # 2. dataset versions: find (raw first: the unredacted text), then rewrite
+    # 2. dataset versions: find the records (raw first: the unredacted text)
     producer = {"kind": "erasure", "request_id": request_id}
     manifests = {stage: _manifests(store, cfg.dataset, stage) for stage in STAGES}
     found: list[tuple[dict[str, Any], dict[str, list[int]]]] = []
@@ -460,36 +460,27 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
                     found.append((manifest, hits))
         if (len(scrub.ids), len(scrub.needles)) == before:
             break
-    versions = [_rewrite(store, m, hits, request_id, make_successor=not m.get("superseded_by"), producer=producer)
-                for m, hits in found]
-
+    # Everything that copies or points at the records goes first, the versions last: until they
+    # are rewritten, a retry after a crash finds the same records and texts again.
     # 3. open HITs holding the subject's items: expired before their items leave the job files
     hits_cancelled = _cancel_hits(cfg, store, scrub.ids, request_id, backend_factory)
 
-    # 4. every other file in the store
+    # 4. every other file in the store (a successor copies the scrubbed exports and Data Docs)
     files_scrubbed = 0
     skip = re.compile(r"^(datasets/[^/]+/[^/]+/versions/[^/]+/(manifest\.json|data/|quarantine/)"
                       r"|datasets/[^/]+/[^/]+/partitions/|privacy/|audit/)")
     if scrub.ids or scrub.needles:
         for key in store.list(""):
-            if skip.match(key):
+            if skip.match(key) or not _scrubbable(key):
                 continue
-            new, n = scrub.scrub(key, store.read_bytes(key)) if _scrubbable(key) else (None, 0)
+            new, n = scrub.scrub(key, store.read_bytes(key))
             if new is not None:
                 store.write_bytes(key, new)
                 files_scrubbed += 1
                 log.info("scrubbed %s (%d spots)", key, n)
 
-    # 5. the index: the subject's entries go
-    index_removed = 0
-    for key, rows in index_files.items():
-        kept = [r for r in rows if not query.matches(r[0]) and r[1] not in scrub.ids]
-        if len(kept) != len(rows):
-            index_removed += len(rows) - len(kept)
-            store.write_bytes(key, index_bytes(kept))
-
-    # 6. MLflow: artifacts scrubbed, model versions trained on affected labeled versions flagged
-    affected_labeled = {v["version"] for v in versions if v["stage"] == "labeled"}
+    # 5. MLflow: artifacts scrubbed, model versions trained on affected labeled versions flagged
+    affected_labeled = {m["id"] for m, _ in found if m["stage"] == "labeled"}
     for manifest in manifests["labeled"]:  # versions an earlier run of this request already purged
         if any(e.get("request_id") == request_id for e in manifest.get("erasures", [])):
             affected_labeled.add(manifest["id"])
@@ -503,6 +494,18 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
                                                        if getattr(c, "registered_model", None))]
             flagged = _flag_models(client, names, affected_labeled, request_id)
 
+    # 6. the dataset versions: successors without the records, the old versions purged
+    versions = [_rewrite(store, m, hits, request_id, make_successor=not m.get("superseded_by"), producer=producer)
+                for m, hits in found]
+
+    # 7. the index: the subject's entries go (last: a retry still finds the records by them)
+    index_removed = 0
+    for key, rows in index_files.items():
+        kept = [r for r in rows if not query.matches(r[0]) and r[1] not in scrub.ids]
+        if len(kept) != len(rows):
+            index_removed += len(rows) - len(kept)
+            store.write_bytes(key, index_bytes(kept))
+
     retrain = sorted(v["successor"] for v in versions if v["stage"] == "labeled" and v["successor"])
     summary = {
         "request_id": request_id, "subjects": len(subjects), "records": len(scrub.ids),
@@ -514,7 +517,7 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
     }
     summary["changed"] = bool(versions or files_scrubbed or index_removed or artifacts_scrubbed or flagged
                               or hits_cancelled)
-    _record(store, summary, who)
+    _record(store, summary, who, cfg.dataset)
     return summary
 
 
@@ -559,21 +562,43 @@ def _cancel_hits(cfg: Any, store: Any, ids: set[str], request_id: str,
     return cancelled
 
 
-def _record(store: Any, summary: dict[str, Any], who: dict[str, str] | None) -> None:
+def _totals(store: Any, dataset: str, request_id: str) -> dict[str, Any]:
+    """What the request removed over all its runs, from the manifests (durable: right after a retry)."""
+    removed = dict.fromkeys(STAGES, 0)
+    successors: dict[str, str | None] = {}
+    for stage in STAGES:
+        for manifest in _manifests(store, dataset, stage):
+            for entry in manifest.get("erasures", []):
+                if entry.get("request_id") == request_id:
+                    removed[stage] += entry["removed"]["records"]
+                    successors[manifest["id"]] = manifest.get("superseded_by")
+    return {"removed": removed, "versions": dict(sorted(successors.items()))}
+
+
+def _record(store: Any, summary: dict[str, Any], who: dict[str, str] | None, dataset: str) -> None:
+    """``privacy/erasures/<request_id>.json`` (totals, and each run that changed something) and the
+    audit event, written once the request is complete. Counts and ids only, never data."""
     key = erasure_record_key(summary["request_id"])
     record = erasure_record(store, summary["request_id"])
-    counts = {k: summary[k] for k in ("records", "removed", "files_scrubbed", "index_entries_removed",
-                                      "mlflow_artifacts_scrubbed", "hits_cancelled")}
-    counts["model_versions_flagged"] = len(summary["model_versions_flagged"])
-    counts["versions"] = len(summary["versions"])
+    run = {k: summary[k] for k in ("records", "removed", "files_scrubbed", "index_entries_removed",
+                                   "mlflow_artifacts_scrubbed", "hits_cancelled")}
+    run["model_versions_flagged"] = summary["model_versions_flagged"]
+    run["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if record is None:
         record = {"request_id": summary["request_id"], "subjects": summary["subjects"], "runs": []}
     if summary["changed"] or not record["runs"]:
-        record["runs"].append({"at": datetime.now(UTC).isoformat(timespec="seconds"), **counts,
-                               "successors": {v["version"]: v["successor"] for v in summary["versions"]
-                                              if v["successor"]},
-                               "model_versions": summary["model_versions_flagged"]})
+        record["runs"].append(run)
+        runs = record["runs"]
+        record.update(_totals(store, dataset, summary["request_id"]))
+        record.update({
+            "records": max(r["records"] for r in runs), "completed_at": run["at"],
+            "files_scrubbed": sum(r["files_scrubbed"] for r in runs),
+            "mlflow_artifacts_scrubbed": sum(r["mlflow_artifacts_scrubbed"] for r in runs),
+            "hits_cancelled": sum(r["hits_cancelled"] for r in runs),
+            "model_versions_flagged": [mv for r in runs for mv in r["model_versions_flagged"]],
+        })
         store.write_bytes(key, json.dumps(record, indent=1, sort_keys=True).encode())
-    record_event(store, "erasure", event_key=summary["request_id"],
-                 details={"subjects": summary["subjects"], **record["runs"][0]} if record["runs"] else {},
-                 who=who)
+    record_event(store, "erasure", event_key=summary["request_id"], who=who, details={
+        k: record[k] for k in ("subjects", "records", "removed", "files_scrubbed", "mlflow_artifacts_scrubbed",
+                               "hits_cancelled")} | {"versions": len(record["versions"]),
+                                                    "model_versions_flagged": len(record["model_versions_flagged"])})

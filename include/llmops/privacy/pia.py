@@ -26,7 +26,7 @@ def _stage_numbers(store: Any, dataset: str, stage: str) -> dict[str, Any]:
     current = latest_versions(store, dataset, stage)
     manifests = {vid: read_manifest(store, dataset, stage, vid) for vid in sorted(set(current.values()))}
     entities: Counter[str] = Counter()
-    numbers = {"partitions": len(current), "versions": len(manifests), "input": 0, "kept": 0, "quarantined": 0,
+    numbers: dict[str, Any] = {"partitions": len(current), "versions": len(manifests), "input": 0, "kept": 0, "quarantined": 0,
                "records_with_pii": 0, "subject_index_entries": 0, "erasures": 0}
     for m in manifests.values():
         c = m["counts"]
@@ -68,7 +68,8 @@ def build_report(cfg: Any, *, store: Any, now: datetime | None = None) -> dict[s
     stages = {stage: _stage_numbers(store, cfg.dataset, stage) for stage in ("raw", "curated", "labeled")}
     events = Counter(e["event"] for e in read_events(store))
     erasures = _erasures(store)
-    numbers = {"stages": stages, "audit_events": {e: events.get(e, 0) for e in EVENTS}, "erasures": erasures}
+    audit_counts = {e: events.get(e, 0) for e in EVENTS}
+    numbers: dict[str, Any] = {"stages": stages, "audit_events": audit_counts, "erasures": erasures}
     sections: list[Section] = []
 
     sections.append({"title": "Scope", "text": [
@@ -137,7 +138,7 @@ def build_report(cfg: Any, *, store: Any, now: datetime | None = None) -> dict[s
         ["Erasure", f"{erasures['requests']} requests", f"{erasures['records']} records erased"],
         ["Encryption at rest", cfg.storage.sse or "store default", "S3 SSE per object when storage.sse is set"],
         ["Access control", "Airflow auth manager", "secrets only by connection id / secrets backend"],
-        ["Audit trail", "append-only", ", ".join(f"{e} {n}" for e, n in numbers["audit_events"].items())],
+        ["Audit trail", "append-only", ", ".join(f"{e} {n}" for e, n in audit_counts.items())],
     ]
     sections.append({"title": "Safeguards", "tables": [{"columns": ["safeguard", "status", "detail"],
                                                         "rows": safeguards}]})

@@ -110,13 +110,27 @@ def subject_keys(cfg: Any, *, resolver: Any = None) -> SubjectKeys | None:
     if ref.startswith("file:") and sic.create_key:
         path = Path(ref[5:])
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
+            _create_key_file(path)
     if resolver is None:
         from llmops.secrets import resolve_secret as resolver
     return SubjectKeys(resolver(ref).encode(), sic.entities, sic.fields)
+
+
+def _create_key_file(path: Path) -> None:
+    """A new random key at ``path`` (mode 0600), atomically: concurrent tasks all read the one that won."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)  # fails if another process created the key first: theirs is kept
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
 
 
 def _schema() -> Any:
