@@ -34,11 +34,15 @@ from llmops_airflow.operators.collection import load_pipeline_config as _config
 def llm_privacy_retention() -> None:
     @task
     def enforce(params: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
+        import pendulum
+
         from llmops.privacy.retention import enforce_retention
         from llmops_airflow.hooks.store import ObjectStoreHook
 
         cfg = _config((params or {})["config_path"])
-        today = context["data_interval_end"].date()
+        # the end of the run's interval: a backfilled night counts ages as that night did
+        end = context.get("data_interval_end") or context.get("logical_date") or pendulum.now("UTC")
+        today = end.date()
         return enforce_retention(cfg, store=ObjectStoreHook.for_config(cfg).store, today=today)
 
     enforce()

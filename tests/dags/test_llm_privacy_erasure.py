@@ -100,3 +100,35 @@ def test_erasure_dag_on_the_worker_path_keeps_the_identifier_out_of_logs_and_xco
     assert not any(r["id"] == "subject" for b in iter_batches(store, successor) for r in b.to_pylist())
     events = read_events(store, event="erasure")
     assert len(events) == 1 and events[0]["actor"]["dag_id"] == "llm_privacy_erasure"
+
+
+def test_retention_dag_counts_ages_to_the_runs_interval_end(airflow_db: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from llmops.config import load_config
+    from llmops.stages import collect_raw, open_config_store
+    from llmops.versions import read_manifest
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("LLMOPS_HOME", str(home))
+    for day in ("2026-11-20", "2026-11-26"):
+        (home / "landing" / f"dt={day}").mkdir(parents=True)
+        (home / "landing" / f"dt={day}" / "t.jsonl").write_text(json.dumps({"id": day, "text": SUBJECT}) + "\n")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({
+        "base_dir": str(home), "storage": {"root": str(home / "store")}, "quality": {"enabled": False},
+        "sources": [{"name": "t", "kind": "files", "paths": ["landing/dt={partition}/t.jsonl"]}],
+        "privacy": {"retention": {"raw_days": 2}}}))
+    cfg = load_config(config)
+    store = open_config_store(cfg)
+    raws = {day: collect_raw(cfg, store=store, partition=day, producer={"kind": "test"})["id"]
+            for day in ("2026-11-20", "2026-11-26")}
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "llm_privacy_retention.py")).dags["llm_privacy_retention"]
+    # the night of 2026-11-26: its interval ends on the 27th, when the 20th was 7 days old and the 26th
+    # one day (counted to the wall clock, the 26th would be too old as well)
+    dr = dag.test(logical_date=pendulum.parse("2026-11-26T03:30:00Z"), run_conf={"config_path": str(config)})
+    assert {ti.task_id: ti.state for ti in dr.get_task_instances()} == {"enforce": "success"}
+    assert read_manifest(store, cfg.dataset, "raw", raws["2026-11-20"])["retention"]["policy"] == "raw_days=2"
+    assert "retention" not in read_manifest(store, cfg.dataset, "raw", raws["2026-11-26"])

@@ -17,8 +17,11 @@ through the subject index and, for raw identifiers, a search of the unredacted t
    ``llmops.privacy.erasure``; the promotion gate refuses flagged versions), and the affected labeled
    versions' successors are returned for retraining.
 
-A request is recorded under ``privacy/erasures/<request_id>.json`` and in the audit trail, with
-counts only. Re-running the same request finds nothing left and changes nothing.
+The steps run in the order 4, 2, 5, 1, 3: everything that copies or points at the records goes
+before the versions are rewritten, so a retry after a crash finds the same records again and
+finishes the job. A request is recorded under ``privacy/erasures/<request_id>.json`` (totals
+taken from the manifests, so a retried request counts right) and in the audit trail, with counts
+only. Re-running the same request finds nothing left and changes nothing.
 """
 
 from __future__ import annotations
