@@ -259,3 +259,29 @@ def test_an_erasure_that_crashed_midway_is_finished_by_its_retry_with_the_right_
             rows = [r for b in iter_batches(store, m) for r in b.to_pylist()]
             assert not any(EMAIL in (r.get("text") or "") for r in rows)
             assert m.get("erasure", {}).get("request_id") == "DSR-4"
+
+
+def test_the_scrubber_removes_the_subject_and_nothing_else():
+    from llmops.privacy.erasure import Scrubber
+
+    s = Scrubber(ids={"123", "r-7"})
+    assert s.add_identifier("ann@x.org") and not s.add_identifier("42")
+    s.add_text("My parcel never came & the courier lied")
+    # word boundaries: another address that ends the same way stays
+    new, n = s.scrub("notes.md", b"mail ann@x.org or joann@x.org")
+    assert new == b"mail [erased] or joann@x.org" and n == 1
+    # a plain text file is never cut by record ids (a tokenizer's vocab.txt holds "123")
+    assert s.scrub("vocab.txt", b"[PAD]\n123\nparcel\n") == (None, 0)
+    # CSV: rows by the id column or by text; the header stays
+    csv = b'id,text\n123,fine\nr-8,"write to ANN@X.ORG"\nr-9,123 apples\n'
+    assert s.scrub("rows.csv", csv) == (b"id,text\nr-9,123 apples\n", 2)
+    # HTML and JSON: the escaped forms of the text go too; JSON stays valid JSON
+    page = b"<td>My parcel never came &amp; the courier lied</td><td>other</td>"
+    assert s.scrub("docs/index.html", page)[0] == b"<td>[erased]</td><td>other</td>"
+    doc = json.dumps({"examples": ["My parcel never came & the courier lied", "ok"], "n": 123}).encode()
+    new, n = s.scrub("validation.json", doc)
+    assert json.loads(new) == {"examples": ["[erased]", "ok"], "n": 123} and n == 1
+    # JSON lines: a row of the subject's record (by id) or with their text goes; the rest stays
+    lines = b'{"id": "r-7", "text": "x"}\n{"id": "r-8", "text": "hi ann@x.org"}\n{"id": "r-9", "text": "y"}\n'
+    assert s.scrub("items.jsonl", lines) == (b'{"id": "r-9", "text": "y"}\n', 2)
+    assert s.scrub("weights.safetensors", b"ann@x.org") == (None, 0)

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 STAGES = ("raw", "curated", "labeled")
 ERASED = "[erased]"
 MIN_TEXT_NEEDLE = 8
+MIN_IDENTIFIER = 5
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _TEXT_SUFFIXES = {".json", ".jsonl", ".html", ".htm", ".md", ".txt", ".csv", ".tsv", ".xml", ".yaml", ".yml",
                   ".log"}
@@ -84,10 +85,14 @@ class Scrubber:
             self.needles.add(text.strip())
             self._pattern = None
 
-    def add_identifier(self, value: str) -> None:
-        if value.strip():
-            self.needles.add(value.strip())
-            self._pattern = None
+    def add_identifier(self, value: str) -> bool:
+        """Search files for ``value`` too; refused (False) when shorter than ``MIN_IDENTIFIER``
+        characters, which would match inside unrelated text (it still finds index entries)."""
+        if len(value.strip()) < MIN_IDENTIFIER:
+            return False
+        self.needles.add(value.strip())
+        self._pattern = None
+        return True
 
     @property
     def pattern(self) -> re.Pattern[str] | None:
@@ -98,7 +103,9 @@ class Scrubber:
                                  json.dumps(n, ensure_ascii=False)[1:-1]})
             # longest first, so a record text goes whole rather than only the identifier in it
             alternatives = sorted(variants, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in alternatives), re.IGNORECASE)
+            # not inside a longer word: "ann@x.org" does not match "joann@x.org"
+            self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(v) for v in alternatives) + r")(?!\w)",
+                                       re.IGNORECASE)
         return self._pattern
 
     def hit(self, value: Any) -> bool:
@@ -128,15 +135,28 @@ class Scrubber:
             return self._json(text)
         if suffix in _LINE_SUFFIXES:
             lines = text.splitlines(keepends=True)
-            kept = [ln for ln in lines if not self.hit(ln) and not self._line_has_id(ln)]
+            id_col = self._id_column(lines[0], suffix) if lines and suffix in {".csv", ".tsv"} else None
+            kept = [lines[0]] if id_col is not None else []
+            kept += [ln for ln in lines[len(kept):] if not self.hit(ln) and not self._has_id(ln, id_col, suffix)]
             return ("".join(kept).encode(), len(lines) - len(kept)) if len(kept) != len(lines) else (None, 0)
         return self._replace(text)
 
-    def _line_has_id(self, line: str) -> bool:
-        if not self.ids:
+    @staticmethod
+    def _cells(line: str, suffix: str) -> list[str]:
+        import csv
+
+        return next(csv.reader([line], delimiter="\t" if suffix == ".tsv" else ","), [])
+
+    def _id_column(self, header: str, suffix: str) -> int | None:
+        """Position of an ``id``/``record_id`` column in a CSV/TSV header."""
+        cells = [c.strip().lower() for c in self._cells(header, suffix)]
+        return next((i for i, c in enumerate(cells) if c in ("id", "record_id")), None)
+
+    def _has_id(self, line: str, col: int | None, suffix: str) -> bool:
+        if col is None or not self.ids:
             return False
-        fields = set(re.split(r"[,\t\s]+", line.strip()))
-        return bool(fields & self.ids)
+        cells = self._cells(line, suffix)
+        return col < len(cells) and cells[col].strip() in self.ids
 
     def _replace(self, text: str) -> tuple[bytes | None, int]:
         pat = self.pattern
@@ -229,7 +249,9 @@ def _find_rows(store: Any, manifest: dict[str, Any], scrub: Scrubber, query: Sub
     if (manifest.get("retention") or {}).get("data_purged_at"):
         return {}  # its files are gone already (retention)
     prefix = version_prefix(manifest["dataset"], manifest["stage"], manifest["id"])
-    raw_pat = re.compile("|".join(re.escape(r) for r in query.raw), re.IGNORECASE) if query.raw else None
+    usable = [r for r in query.raw if len(r) >= MIN_IDENTIFIER]
+    raw_pat = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(r) for r in usable) + r")(?!\w)",
+                         re.IGNORECASE) if usable else None
     found: dict[str, list[int]] = {}
     for which in ("files", "quarantine_files"):
         for entry in manifest.get(which, []):
@@ -377,10 +399,13 @@ def _scrub_mlflow(client: Any, scrub: Scrubber) -> int:
     for exp in client.search_experiments(view_type=ViewType.ALL):
         for run in client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, max_results=50_000):
             run_id = run.info.run_id
-            stack = [None]
+            stack: list[str | None] = [None]
             while stack:
                 path = stack.pop()
-                for art in client.list_artifacts(run_id, path):
+                listing = client.list_artifacts(run_id, path)
+                if any(Path(a.path).name == "MLmodel" for a in listing):
+                    continue  # a logged model (weights, tokenizer): flagged for retraining, never edited
+                for art in listing:
                     if art.is_dir:
                         stack.append(art.path)
                         continue
@@ -438,8 +463,13 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
     else:
         query = keys.query(subjects)
     scrub = Scrubber()
-    for value in query.raw:
-        scrub.add_identifier(value)
+    short = [value for value in query.raw if not scrub.add_identifier(value)]
+    if short and keys is None:
+        raise ErasureError(f"{len(short)} identifier(s) shorter than {MIN_IDENTIFIER} characters can only be "
+                           "matched through the subject index; enable privacy.subject_index")
+    if short:
+        log.warning("%d identifier(s) shorter than %d characters are matched through the subject index only",
+                    len(short), MIN_IDENTIFIER)
 
     # 1. the index: subject keys -> record ids
     index_files: dict[str, list[tuple[str, str, str]]] = {}
