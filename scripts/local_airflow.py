@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -453,13 +454,22 @@ def demo(args: argparse.Namespace) -> int:
             print(f"  drift night {rep['night']}: {verdict}; {rep['documents'][1]} documents vs "
                   f"{rep['documents'][0]} of the champion's training data; golden {json.dumps(rep['golden'])}")
             print(f"  {'':10}  report {rep['html']}")
+        pia = home / "privacy_impact_assessment.html"  # from the config and the manifests just written
+        config = str(ROOT / "include" / "config" / "pipeline.yaml")
+        run([str(VENV_BIN / "llmops"), "pia", "--config", config, "--out", str(pia)], af.env, check=False)
+        audit = run([str(VENV_BIN / "llmops"), "audit", "--config", config, "--json"], af.env, check=False)
+        events = json.loads(audit.stdout) if audit.returncode == 0 else []
+        print(f"  privacy: impact assessment {pia}; audit trail: "
+              + (", ".join(f"{e} {n}" for e, n in sorted(Counter(ev["event"] for ev in events).items())) or "empty")
+              + " (llmops audit)")
         if models:
             print(f"demo: MLflow: {VENV_BIN / 'mlflow'} ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'}")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
         print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
         (home / "demo_summary.json").write_text(json.dumps(
             {"runs": states, "annotation_runs": ann_states, "fine_tuning_runs": ft_states, "versions": summary,
-             "models": models, "drift": drift}, indent=2))
+             "models": models, "drift": drift, "pia": str(pia) if pia.exists() else None,
+             "audit_events": [{k: ev[k] for k in ("event", "key", "at")} for ev in events]}, indent=2))
         ok = all(states.get(d) == "success" for d in days) and all(r["version_id"] for r in summary)
         ok = ok and bool(ann_states) and set(ann_states.values()) == {"success"} and all(r.get("labeled") for r in summary)
         ok = ok and bool(ft_states) and set(ft_states.values()) == {"success"} and len(models) == 1

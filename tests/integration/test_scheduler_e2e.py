@@ -58,4 +58,9 @@ def test_backfill_through_the_scheduler(tmp_path: Path):
     assert drift["runs"] and set(drift["runs"].values()) == {"success"}
     assert drift["report"]["night"] in summary["runs"] and Path(drift["report"]["html"]).exists()
     assert "drift night" in res.stdout
+    # the privacy report from the manifests, and the audit trail of the exports and the promotion
+    pia = Path(summary["pia"]).read_text()
+    assert "Privacy impact assessment: support_messages" in pia and "<td>curated</td><td>2</td>" in pia
+    events = {e["event"] for e in summary["audit_events"]}
+    assert {"annotation_export", "model_promotion"} <= events
     assert "demo: OK" in res.stdout

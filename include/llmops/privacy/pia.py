@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -183,6 +184,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _code(escaped: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
 def render_html(report: dict[str, Any]) -> str:
     e = html.escape
     out = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(report['title'])}</title>",
@@ -191,7 +196,7 @@ def render_html(report: dict[str, Any]) -> str:
            f"<h1>{e(report['title'])}</h1><p>Generated {e(report['generated_at'])}.</p>"]
     for sec in report["sections"]:
         out.append(f"<h2>{e(sec['title'])}</h2>")
-        out += [f"<p>{e(p)}</p>" for p in sec.get("text", [])]
+        out += [f"<p>{_code(e(p))}</p>" for p in sec.get("text", [])]
         for table in sec.get("tables", []):
             out.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in table["columns"]) + "</tr>")
             out += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in table["rows"]]
