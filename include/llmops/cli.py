@@ -4,6 +4,7 @@
     llmops collect --partition 2026-11-25 [--config FILE]      (raw + curated versions in the store)
     llmops sample-data --out DIR [--seed 0] [--records-per-day 200] [--days 3]
     llmops erase --request-id DSR-1 --subjects-file FILE [--config FILE]   (GDPR/CCPA erasure)
+    llmops subject-keys --subjects-file FILE                                (keys to put in a request instead)
     llmops audit [--event erasure] [--since 2026-11-01] [--json]            (the audit trail)
     llmops pia [--format md|html] [--out FILE]                              (privacy impact assessment)
     llmops retention [--today 2026-11-28]                                   (apply privacy.retention)
@@ -220,6 +221,22 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subject_keys(args: argparse.Namespace) -> int:
+    """Subject keys of raw identifiers, to name a subject in an erasure request without the identifier."""
+    from llmops.privacy.subjects import subject_keys
+
+    path = Path(args.subjects_file)
+    if not path.is_file():
+        raise CLIError(f"--subjects-file {path}: no such file", code=2)
+    keys = subject_keys(_load(args.config))
+    if keys is None:
+        raise CLIError("the subject index is off (privacy.subject_index.enabled) or has no key", code=2)
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            print("\n".join(sorted(keys.query([line.strip()]).keys)))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from llmops.privacy.audit import read_events
 
@@ -319,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(func=cmd_erase)
+
+    p = sub.add_parser("subject-keys", help="subject keys of identifiers (one per line in a file): name a subject "
+                       "in an erasure request without the identifier")
+    p.add_argument("--subjects-file", required=True, metavar="FILE")
+    p.add_argument("--config", metavar="FILE")
+    p.set_defaults(func=cmd_subject_keys)
 
     p = sub.add_parser("audit", help="the audit trail: erasures, exports to the crowd, promotions, retention")
     p.add_argument("--event", choices=["erasure", "annotation_export", "model_promotion", "retention"])

@@ -140,9 +140,21 @@ def test_erasure_by_pseudonym_through_the_subject_index(tmp_path, monkeypatch, c
 
     assert main(["erase", "--request-id", "DSR-2", "--subject", lena, "--config", str(config)]) == 0
     assert "nothing left to erase" in capsys.readouterr().out
+    # subject keys made from the raw address (no address in the request) find sam.hill's records
+    (tmp_path / "sam.txt").write_text("sam.hill@example.com\n")
+    assert main(["subject-keys", "--subjects-file", str(tmp_path / "sam.txt"), "--config", str(config)]) == 0
+    keys = [line for line in capsys.readouterr().out.splitlines() if re.fullmatch(r"[A-Z_.a-z]+:[0-9a-f]{64}", line)]
+    assert len(keys) == len(cfg.privacy.subject_index.entities) and any(k.startswith("EMAIL_ADDRESS:") for k in keys)
+    assert main(["erase", "--request-id", "DSR-2b", "--config", str(config), "--json",
+                 *(a for k in keys for a in ("--subject", k))]) == 0
+    res = _json_out(capsys)
+    # two records, each in two versions per stage since DSR-2: the purged old one and its successor
+    assert res["records"] == 2 and res["removed"] == {"raw": 4, "curated": 4, "labeled": 0}
+    assert sorted(v["successor"] is None for v in res["versions"]) == [False] * 4 + [True] * 4
     assert main(["audit", "--config", str(config), "--event", "erasure"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "  erasure " in line]
-    assert len(lines) == 1 and "DSR-2" in lines[0] and "records=4" in lines[0]
+    by_request = {line.split()[2]: line for line in lines}
+    assert len(lines) == 2 and "records=4" in by_request["DSR-2"] and "records=2" in by_request["DSR-2b"]
 
 
 def test_erasure_errors_name_the_fix(tmp_path, monkeypatch, capsys):
@@ -152,6 +164,7 @@ def test_erasure_errors_name_the_fix(tmp_path, monkeypatch, capsys):
     assert main(["erase", "--request-id", "DSR-3", "--subject", "<EMAIL_ADDRESS_0123456789ab>",
                  "--config", str(config)]) == 2
     assert "pseudonyms need the subject index" in capsys.readouterr().err
+    assert main(["subject-keys", "--subjects-file", "/nonexistent", "--config", str(config)]) == 2
     # without an index, a raw identifier is still found in the unredacted text
     assert main(["erase", "--request-id", "DSR-3", "--subject", EMAIL, "--config", str(config), "--json"]) == 0
     assert _json_out(capsys)["removed"]["curated"] == 4
