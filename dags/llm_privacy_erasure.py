@@ -6,8 +6,8 @@ their data. Trigger it by hand with the request id and the subjects:
 
 * `subjects` – identifiers (an e-mail address, a phone number, a customer id), pseudonyms found in
   the data (`<EMAIL_ADDRESS_1a2b3c4d5e6f>`) or subject keys (`EMAIL_ADDRESS:<64 hex>`). Prefer
-  pseudonyms or keys (`llmops` computes them): raw identifiers are kept in this run's conf in the
-  metadata DB. Raw identifiers are masked in every task log.
+  pseudonyms or keys (`llmops subject-keys` computes them): raw identifiers are kept in this
+  run's conf in the metadata DB. Raw identifiers are masked in every task log.
 
 1. **erase** – finds the subject's records through the subject index (and the raw text for raw
    identifiers) in every raw, curated and labeled version, writes successor versions without them
