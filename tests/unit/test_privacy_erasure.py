@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DAYS = ("2026-11-25", "2026-11-26")
@@ -110,8 +114,6 @@ def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run
     from llmops.privacy.erasure import erase, erasure_record
     from llmops.privacy.subjects import read_index
     from llmops.stages import collect_raw, curate_version, make_redactor, open_config_store
-    from llmops.training.args import parse_train_config
-    from llmops.training.train import run_training
     from llmops.versions import latest_for_partition, read_manifest
 
     home = tmp_path / "home"
@@ -150,11 +152,10 @@ def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run
     jobs.export_job(cfg, store=store, job_id=open_plan["job_id"], backend=crowd, now=clock.t)
 
     model_dir, _, _ = tiny_model_and_data
-    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.setenv(key, "")
-        monkeypatch.delenv(key)
+    # the training the launcher runs, in its own process (as on a worker)
     tracking = cfg.training.tracking
-    trained = run_training(parse_train_config({
+    train_yaml = tmp_path / "train.yaml"
+    train_yaml.write_text(yaml.safe_dump({
         "model": {"name_or_path": str(model_dir), "max_length": 32},
         "data": {"storage_root": str(home / "store"), "versions": [labeled["id"]]},
         "train": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "save_steps": 2, "per_device_batch_size": 8,
@@ -162,6 +163,13 @@ def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run
         "tracking": {"tracking_uri": tracking.tracking_uri, "artifact_location": tracking.artifact_location,
                      "experiment": tracking.experiment, "registered_model": "support-intent",
                      "run_key": "test/train"}}))
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.executable).parents[1] / "torch-extensions"))
+    res = subprocess.run([sys.executable, "-m", "llmops.training", "--config", str(train_yaml)], capture_output=True,
+                         text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stderr[-4000:]
+    trained = json.loads(res.stdout.strip().splitlines()[-1])
     client = MlflowClient(tracking_uri=tracking.tracking_uri)
     run_id = trained["mlflow"]["run_id"]
     # an evaluation-style artifact with examples of the (redacted) data
