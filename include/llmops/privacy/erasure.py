@@ -26,6 +26,7 @@ only. Re-running the same request finds nothing left and changes nothing.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import html
 import io
@@ -143,8 +144,6 @@ class Scrubber:
 
     @staticmethod
     def _cells(line: str, suffix: str) -> list[str]:
-        import csv
-
         return next(csv.reader([line], delimiter="\t" if suffix == ".tsv" else ","), [])
 
     def _id_column(self, header: str, suffix: str) -> int | None:
