@@ -19,6 +19,8 @@ import math
 import os
 import signal
 import socket
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,49 @@ class _Stop:
             cls.requested = True
 
         signal.signal(signal.SIGTERM, handler)
+
+    @classmethod
+    @contextlib.contextmanager
+    def scope(cls) -> Any:
+        """The handler installed by a training stays until ``run_training`` returns; then the process's
+        own SIGTERM handler is back (a process that trains in-process, e.g. a test runner, still stops
+        on SIGTERM afterwards) and no request is left over for its next training."""
+        main = threading.current_thread() is threading.main_thread()
+        before = signal.getsignal(signal.SIGTERM) if main else None
+        cls.requested = False
+        try:
+            yield
+        finally:
+            cls.requested = False
+            if main and before is not None:
+                signal.signal(signal.SIGTERM, before)
+
+
+@contextlib.contextmanager
+def _extension_build_env() -> Any:
+    """One build of DeepSpeed's JIT op (its CPU shared-memory communication op, ~1 min of C++) per
+    environment: the op is built into and loaded from ``<venv>/torch-extensions`` – the folder the
+    Airflow launcher gives its trainings – by the environment's own ``ninja``, whatever the caller's
+    ``PATH``. Otherwise an in-process or shell run builds it again under ``~/.cache``, and a run whose
+    ``PATH`` finds another ninja version than the last build's (the system's vs the venv's: their build
+    logs are incompatible) rebuilds it from scratch. A ``TORCH_EXTENSIONS_DIR`` already set is kept;
+    the environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ("TORCH_EXTENSIONS_DIR", "PATH")}
+    bindir = Path(sys.executable).parent
+    in_venv = sys.prefix != sys.base_prefix
+    if in_venv and "TORCH_EXTENSIONS_DIR" not in os.environ:
+        os.environ["TORCH_EXTENSIONS_DIR"] = str(Path(sys.executable).parents[1] / "torch-extensions")
+    path = os.environ.get("PATH", "")
+    if in_venv and (bindir / "ninja").is_file() and path.split(os.pathsep)[0] != str(bindir):
+        os.environ["PATH"] = os.pathsep.join(p for p in (str(bindir), path) if p)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _stop_callback() -> Any:
@@ -121,6 +166,11 @@ def _finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
 
 
 def run_training(cfg: TrainConfig, *, run_key: str | None = None) -> dict[str, Any]:
+    with _Stop.scope():
+        return _run_training(cfg, run_key=run_key)
+
+
+def _run_training(cfg: TrainConfig, *, run_key: str | None) -> dict[str, Any]:
     import torch
 
     from llmops.models import resolve_model_path
@@ -152,9 +202,10 @@ def run_training(cfg: TrainConfig, *, run_key: str | None = None) -> dict[str, A
         else:
             monitor = tracking.system_metrics(cfg, run_id) if run_id is not None else None
             try:
-                summary = _train(cfg, out, ds_config=ds_config, bf16=bf16, run_id=run_id, world_size=world_size,
-                                 resolve=resolve_model_path, load_rows=load_labeled_rows, split=split_rows,
-                                 store=open_store(expand_vars(cfg.data.storage_root)))
+                with _extension_build_env():
+                    summary = _train(cfg, out, ds_config=ds_config, bf16=bf16, run_id=run_id,
+                                     world_size=world_size, resolve=resolve_model_path, load_rows=load_labeled_rows,
+                                     split=split_rows, store=open_store(expand_vars(cfg.data.storage_root)))
             except BaseException:
                 if run_id is not None:
                     _end_run(cfg, run_id, "FAILED")
@@ -193,7 +244,7 @@ def _release_world(own: bool, saved_env: dict[str, str | None], saved_accelerate
     ZeRO-3 it would partition every model built afterwards, e.g. the one MLflow logs), accelerate's
     shared state and its ``ACCELERATE_*`` variables (``ACCELERATE_USE_DEEPSPEED`` would make the next
     Trainer of the process use DeepSpeed) and, for a one-process world this run made up, the process
-    group and its env."""
+    group (with the groups DeepSpeed cached from it) and its env."""
     for key in [k for k in os.environ if k.startswith("ACCELERATE_") and k not in saved_accelerate]:
         del os.environ[key]
     os.environ.update(saved_accelerate)
@@ -210,7 +261,13 @@ def _release_world(own: bool, saved_env: dict[str, str | None], saved_accelerate
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        # through DeepSpeed when it made the group: it also drops the groups it cloned and cached (a
+        # next training in this process would otherwise broadcast on a group of the destroyed world)
+        ds_comm = sys.modules.get("deepspeed.comm.comm")
+        if ds_comm is not None and getattr(ds_comm, "cdb", None) is not None:
+            ds_comm.destroy_process_group()
+        else:
+            dist.destroy_process_group()
     for key, value in saved_env.items():
         if value is None:
             os.environ.pop(key, None)
