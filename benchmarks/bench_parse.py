@@ -21,7 +21,10 @@ from _common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ["torch", "transformers", "deepspeed", "presidio_analyzer", "spacy", "great_expectations", "mlflow",
-         "datasets", "pandas", "pyarrow"]
+         "datasets", "pandas", "pyarrow",
+         # what an asset URI scheme without the `x-` prefix pulls in (every provider's URI normalizer), and
+         # the pydantic config model (DAG files read their parse-time keys through llmops_airflow.dagconfig)
+         "boto3", "airflow.providers.amazon.aws", "llmops.config"]
 
 PROBE = """
 import json, sys, time, importlib.util

@@ -31,13 +31,13 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag
 
 from llmops_airflow.assets import CURATED_DATASET, LABELED_DATASET
+from llmops_airflow.dagconfig import DEFAULT_CONFIG
 from llmops_airflow.operators.annotation import (
     CrowdExportOperator,
     CrowdReviewOperator,
     PublishLabelsOperator,
     SelectForAnnotationOperator,
 )
-from llmops_airflow.operators.collection import DEFAULT_CONFIG
 from llmops_airflow.sensors.annotation import AnnotationSensor
 
 JOB_ID = "{{ ti.xcom_pull(task_ids='select')['job_id'] }}"

@@ -27,14 +27,14 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
-from llmops_airflow.operators.collection import DEFAULT_CONFIG
-from llmops_airflow.operators.collection import load_pipeline_config as _config
+from llmops_airflow.dagconfig import DEFAULT_CONFIG, dag_settings
+from llmops_airflow.dagconfig import load_pipeline_config as _config
+from llmops_airflow.operators.trigger import TriggerRunOperator
 
-_SCHEDULE = _config(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG).drift.schedule
+# read when the DAG is parsed (a light YAML read, not the validated model): LLMOPS_CONFIG or the project default
+_SCHEDULE = dag_settings(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG).drift.schedule
 NIGHT = "{{ ti.xcom_pull(task_ids='analyze')['night'] }}"
 
 
@@ -113,14 +113,14 @@ def llm_drift_nightly() -> None:
 
     summary = analyze()
     alert(summary)
-    TriggerDagRunOperator(
+    TriggerRunOperator(
         task_id="request_labels",
         trigger_dag_id="llm_annotation",
         trigger_run_id=f"drift__{NIGHT}",
         conf=needs_labels(summary),
         skip_when_already_exists=True,
     )
-    needs_retraining(summary) >> TriggerDagRunOperator(
+    needs_retraining(summary) >> TriggerRunOperator(
         task_id="retrain",
         trigger_dag_id="llm_fine_tuning",
         trigger_run_id=f"drift__{NIGHT}",

@@ -30,8 +30,8 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 from llmops_airflow.assets import CANDIDATE_MODEL
-from llmops_airflow.operators.collection import DEFAULT_CONFIG
-from llmops_airflow.operators.collection import load_pipeline_config as _config
+from llmops_airflow.dagconfig import DEFAULT_CONFIG, dag_settings
+from llmops_airflow.dagconfig import load_pipeline_config as _config
 
 
 @dag(
@@ -107,8 +107,9 @@ def llm_evaluation() -> None:
     versions = resolve()
     results = evaluate.expand(version=versions)
     decision = gate(results, champion(versions))
-    # read when the DAG is parsed: LLMOPS_CONFIG (the deployment's config) or the project default
-    stage = _config(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG).evaluation
+    # read when the DAG is parsed (a light YAML read of these keys, not the validated model): LLMOPS_CONFIG
+    # (the deployment's config) or the project default
+    stage = dag_settings(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG).evaluation
     if stage.require_approval:
         from airflow.providers.standard.operators.hitl import ApprovalOperator
 

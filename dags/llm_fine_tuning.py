@@ -28,8 +28,8 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 from llmops_airflow.assets import CANDIDATE_MODEL, LABELED_DATASET
-from llmops_airflow.operators.collection import DEFAULT_CONFIG
-from llmops_airflow.operators.collection import load_pipeline_config as _config
+from llmops_airflow.dagconfig import DEFAULT_CONFIG, dag_settings
+from llmops_airflow.dagconfig import load_pipeline_config as _config
 from llmops_airflow.operators.training import DeepSpeedTrainOperator
 
 
@@ -107,7 +107,8 @@ def llm_fine_tuning() -> None:
         return candidates
 
     versions = resolve()
-    stage = _config(DEFAULT_CONFIG).training  # pool and queue at parse time; the task re-reads the config
+    # pool, GPUs and queue at parse time (a light YAML read of these keys); the task re-reads the whole config
+    stage = dag_settings(DEFAULT_CONFIG).training
     train = DeepSpeedTrainOperator.partial(
         task_id="train",
         config_path="{{ params.config_path }}",

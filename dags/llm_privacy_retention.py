@@ -15,8 +15,8 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from llmops_airflow.operators.collection import DEFAULT_CONFIG
-from llmops_airflow.operators.collection import load_pipeline_config as _config
+from llmops_airflow.dagconfig import DEFAULT_CONFIG
+from llmops_airflow.dagconfig import load_pipeline_config as _config
 
 
 @dag(

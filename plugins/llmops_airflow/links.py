@@ -43,6 +43,25 @@ class MlflowRunLink(BaseOperatorLink):
         return url if url.startswith(("https://", "http://")) else ""
 
 
+# the key the task runner pushes the triggered run's id under (the provider's XCOM_RUN_ID)
+TRIGGER_RUN_ID_XCOM_KEY = "trigger_run_id"
+
+
+class TriggeredDagLink(BaseOperatorLink):
+    """"Triggered DAG" button: the run a TriggerRunOperator triggered (what the provider's
+    TriggerDagRunLink shows, without importing the provider's operator module at parse time)."""
+
+    name = "Triggered DAG"
+
+    def get_link(self, operator, *, ti_key):  # type: ignore[no-untyped-def]
+        run_id = XCom.get_value(ti_key=ti_key, key=TRIGGER_RUN_ID_XCOM_KEY)
+        if not run_id:  # not triggered (skipped, failed): nothing to link to
+            return ""
+        from airflow.utils.helpers import build_airflow_dagrun_url  # what the provider's link uses
+
+        return build_airflow_dagrun_url(dag_id=operator.trigger_dag_id, run_id=run_id)
+
+
 def mlflow_run_url(tracking_uri: str | None, experiment_id: str | None, run_id: str | None) -> str:
     """The MLflow UI page of a run, when the tracking URI is a server (credentials stripped);
     "" for a local store, which has no UI to link to."""

@@ -113,5 +113,5 @@ def test_dag_shape_and_links(airflow_db, dag):
     assert any(isinstance(link, HitGroupLink) for link in dag.get_task("export").operator_extra_links)
     wait = dag.get_task("wait")
     assert isinstance(wait, AnnotationSensor) and wait.deferrable
-    assert [a.uri for a in dag.get_task("publish").outlets] == ["llmops://datasets/support_messages/labeled"]
-    assert [a.uri for a in dag.timetable.asset_condition.objects] == ["llmops://datasets/support_messages/curated"]
+    assert [a.uri for a in dag.get_task("publish").outlets] == ["x-llmops://datasets/support_messages/labeled"]
+    assert [a.uri for a in dag.timetable.asset_condition.objects] == ["x-llmops://datasets/support_messages/curated"]

@@ -7,36 +7,19 @@ content-addressed version and replaces the partition's pointer.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+# where the config is and how it is loaded live in the light dagconfig module (DAG files read
+# their parse-time keys there); kept importable from here
+from llmops_airflow.dagconfig import DEFAULT_CONFIG, PROJECT_DIR, load_pipeline_config, resolve_config_path
 from llmops_airflow.links import DATA_DOCS_XCOM_KEY, DataDocsLink
 
-PROJECT_DIR = Path(os.environ.get("LLMOPS_PROJECT_DIR", Path(__file__).resolve().parents[3]))
-# The deployment's config (LLMOPS_CONFIG, read when the DAGs are parsed) is every DAG's default
-# `config_path` param; without it, the project's own file.
-DEFAULT_CONFIG = os.environ.get("LLMOPS_CONFIG") or "include/config/pipeline.yaml"
-
-
-def resolve_config_path(path: str | None) -> Path | None:
-    """A config path from a task argument: relative paths are under the project folder."""
-    path = (path or os.environ.get("LLMOPS_CONFIG") or "").strip()
-    if not path:
-        return None
-    p = Path(path)
-    return p if p.is_absolute() else PROJECT_DIR / p
-
-
-def load_pipeline_config(path: str | None) -> Any:
-    """The validated pipeline config of a task argument or DAG param (heavy imports stay out of parsing)."""
-    from llmops.config import load_config
-
-    return load_config(resolve_config_path(path))
+__all__ = ["DEFAULT_CONFIG", "PROJECT_DIR", "CollectSourcesOperator", "CurateDatasetOperator", "load_pipeline_config",
+           "producer_from_context", "push_docs_link", "resolve_config_path", "summary"]
 
 
 def producer_from_context(context: Context) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, task
+from airflow.sdk import BaseOperator, Context
 
 from llmops_airflow.links import DATA_DOCS_XCOM_KEY, DataDocsLink
 from llmops_airflow.operators.collection import DEFAULT_CONFIG, producer_from_context, resolve_config_path
@@ -74,11 +74,25 @@ class GreatExpectationsGateOperator(BaseOperator):
                      log=self.log)
 
 
-@task(task_id="quality_gate")
-def quality_gate(dataset: str, stage: str, version_id: str, suite: str, policy: str = "fail",
-                 config_path: str | None = DEFAULT_CONFIG, **context: Any) -> dict[str, Any]:
+def _quality_gate(dataset: str, stage: str, version_id: str, suite: str, policy: str = "fail",
+                  config_path: str | None = DEFAULT_CONFIG, **context: Any) -> dict[str, Any]:
     """TaskFlow form of :class:`GreatExpectationsGateOperator`."""
     import logging
 
     return _gate(context, config_path=config_path, dataset=dataset, stage=stage, version_id=version_id,  # type: ignore[arg-type]
                  suite=suite, policy=policy, params=None, log=logging.getLogger("llmops.quality_gate"))
+
+
+_quality_gate.__name__ = _quality_gate.__qualname__ = "quality_gate"
+
+
+def __getattr__(name: str) -> Any:
+    """``quality_gate`` is built on first use: ``airflow.sdk.task`` imports the standard provider's
+    Python operator, which a DAG file that only uses the operator should not pay for at parse time."""
+    if name == "quality_gate":
+        from airflow.sdk import task
+
+        gate = task(task_id="quality_gate")(_quality_gate)
+        globals()["quality_gate"] = gate
+        return gate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

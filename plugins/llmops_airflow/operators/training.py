@@ -18,13 +18,15 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
-from llmops.training.runfolder import RunFolder
 from llmops_airflow.links import MLFLOW_RUN_XCOM_KEY, MlflowRunLink, mlflow_run_url
 from llmops_airflow.operators.collection import PROJECT_DIR, _ConfiguredOperator
+
+if TYPE_CHECKING:  # the llmops core stays out of DAG parsing; execute() imports what it runs
+    from llmops.training.runfolder import RunFolder
 
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -68,6 +70,7 @@ class DeepSpeedTrainOperator(_ConfiguredOperator):
 
         from llmops.config import ConfigError, default_home
         from llmops.training.plan import build_train_config, run_folder_key, run_key
+        from llmops.training.runfolder import RunFolder
 
         cfg = self.load_config()
         stage = cfg.training
