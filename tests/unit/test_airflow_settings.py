@@ -1,14 +1,26 @@
 """`make settings`: airflow_settings.yaml (Astro format) applied to a plain Airflow, idempotently,
-keeping secrets set outside the file, and a malformed file refused with the key named."""
+keeping secrets set outside the file, and a malformed file refused with the key named.
+
+Every process that touches the metadata DB pays Airflow's import (5-15 s), so they are few: the
+script runs as `python scripts/apply_airflow_settings.py` where a user runs it (`make settings`,
+an unmigrated DB, a malformed file), and otherwise in a *driver* process that runs several steps
+in one interpreter: the script file itself (`runpy`, as `python` runs it: its exit code and what it
+prints), a snapshot of the DB through Airflow's models, and Airflow CLI commands (`airflow pools
+list -o json`, through Airflow's own parser). A malformed file never reaches Airflow, so those
+cases call the script's `main` in the test process.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -35,6 +47,16 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home / "airflow.db"
 
 
+@pytest.fixture(scope="module")
+def settings_script() -> ModuleType:
+    """scripts/apply_airflow_settings.py as a module (its functions and `main`)."""
+    spec = importlib.util.spec_from_file_location("apply_airflow_settings_under_test", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture()
 def airflow_env(migrated_db: Path, tmp_path: Path) -> dict[str, str]:
     home = tmp_path / "airflow"
@@ -44,6 +66,7 @@ def airflow_env(migrated_db: Path, tmp_path: Path) -> dict[str, str]:
 
 
 def _apply(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python scripts/apply_airflow_settings.py ARGS`: a real process."""
     return subprocess.run([sys.executable, SCRIPT, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -53,36 +76,99 @@ def _counts(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
     return {k: int(v) for k, v in (part.rsplit(" ", 1) for part in line.split(", "))}
 
 
-def _cli_json(env: dict[str, str], *args: str) -> list[dict]:
-    out = subprocess.run([AIRFLOW, *args, "-o", "json"], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout[out.stdout.find("["):])
+MARK = "@@llmops-driver-step@@"
+DRIVER = """
+import contextlib, io, json, runpy, sys
+
+SCRIPT, MARK, STEPS, RESULT = sys.argv[1:5]
+steps = json.loads(STEPS)
 
 
-SNAPSHOT = """
-import json
-from airflow.models.connection import Connection
-from airflow.models.pool import Pool
-from airflow.models.variable import Variable
-from airflow.utils.session import create_session
-with create_session() as s:
-    print(json.dumps({
-        "connections": {c.conn_id: {"conn_type": c.conn_type, "description": c.description, "host": c.host,
-                                    "login": c.login, "password": c.password, "schema": c.schema, "port": c.port,
-                                    "extra": c.extra_dejson, "is_encrypted": c.is_encrypted,
-                                    "is_extra_encrypted": c.is_extra_encrypted} for c in s.query(Connection)},
-        "pools": {p.pool: [p.slots, p.description] for p in s.query(Pool)},
-        "variables": {v.key: v.val for v in s.query(Variable)}}))
+def snapshot():  # what the metadata DB holds, read through Airflow's models (passwords decrypted)
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    with create_session() as s:
+        return {
+            "connections": {c.conn_id: {"conn_type": c.conn_type, "description": c.description, "host": c.host,
+                                        "login": c.login, "password": c.password, "schema": c.schema,
+                                        "port": c.port, "extra": c.extra_dejson, "is_encrypted": c.is_encrypted,
+                                        "is_extra_encrypted": c.is_extra_encrypted} for c in s.query(Connection)},
+            "pools": {p.pool: [p.slots, p.description] for p in s.query(Pool)},
+            "variables": {v.key: v.val for v in s.query(Variable)}}
+
+
+def airflow_cli(argv):  # what the `airflow` console script does with ARGV, its stdout returned
+    from airflow.cli import cli_parser
+    from airflow.cli.utils import redirect_stdout_log_handlers_to_stderr
+    args = cli_parser.get_parser().parse_args(argv)
+    if hasattr(args, "output"):
+        redirect_stdout_log_handlers_to_stderr()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        args.func(args)
+    return out.getvalue()
+
+
+def apply(argv):  # `python scripts/apply_airflow_settings.py ARGV`: its exit code
+    sys.argv = [SCRIPT, *argv]
+    try:
+        runpy.run_path(SCRIPT, run_name="__main__")
+    except SystemExit as exc:
+        return exc.code
+    return "returned without exit"
+
+
+results = []
+for kind, arg in steps:
+    for stream in (sys.stdout, sys.stderr):  # what each step prints lies between two marks
+        stream.flush()
+        print(MARK, file=stream, flush=True)
+    if kind == "apply":
+        results.append(apply(arg))
+    elif kind == "snapshot":
+        results.append(snapshot())
+    elif kind == "cli":
+        results.append(airflow_cli(arg))
+    elif kind == "write":
+        with open(arg[0], "w") as f:
+            f.write(arg[1])
+        results.append(None)
+for stream in (sys.stdout, sys.stderr):
+    stream.flush()
+with open(RESULT, "w") as f:  # never printed: snapshots hold decrypted secrets
+    json.dump(results, f)
 """
 
 
-def _snapshot(env: dict[str, str]) -> dict[str, dict]:
-    """What the metadata DB holds, read through Airflow's models (passwords decrypted)."""
-    out = subprocess.run([sys.executable, "-c", SNAPSHOT], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _drive(env: dict[str, str], tmp_path: Path, *steps: tuple[str, Any]) -> tuple[list[Any], str]:
+    """Run ``steps`` in one driver process: ``("apply", [ARGS])`` gives a completed process of the
+    script (exit code, what it printed), ``("snapshot", None)`` what the DB holds,
+    ``("cli", [ARGS])`` the parsed JSON of ``airflow ARGS -o json``, ``("write", [PATH, TEXT])``
+    writes a file. Also returns all the driver printed (stdout + stderr)."""
+    result = tmp_path / "driver-result.json"
+    proc = subprocess.run([sys.executable, "-c", DRIVER, SCRIPT, MARK, json.dumps(steps), str(result)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    outs, errs = proc.stdout.split(MARK + "\n")[1:], proc.stderr.split(MARK + "\n")[1:]
+    values = json.loads(result.read_text())
+    out: list[Any] = []
+    for (kind, arg), value, stdout, stderr in zip(steps, values, outs, errs, strict=True):
+        if kind == "apply":
+            out.append(subprocess.CompletedProcess([SCRIPT, *arg], value, stdout, stderr))
+        elif kind == "cli":
+            out.append(json.loads(value[value.find("["):]))
+        else:
+            out.append(value)
+    return out, proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
-def test_the_project_settings_apply_idempotently_and_keep_secrets(airflow_env):
+def test_the_project_settings_apply_idempotently_and_keep_secrets(airflow_env, tmp_path):
+    """`make settings` in real processes: the secrets step (`airflow connections add`), then the
+    script on the project's file; then one driver checks the DB, reads it back through the CLI and
+    applies the file again."""
     env = airflow_env
     # a secret set from outside (the deployment's secrets step) before the settings are applied
     subprocess.run([AIRFLOW, "connections", "add", "aws_mturk", "--conn-json", json.dumps(
@@ -99,7 +185,10 @@ def test_the_project_settings_apply_idempotently_and_keep_secrets(airflow_env):
     assert "mturk-secret-value" not in first.stdout + first.stderr
     assert "mturk-extra-secret" not in first.stdout + first.stderr
 
-    state = _snapshot(env)
+    state, pools_json, variables_json, second, again = _drive(
+        env, tmp_path, ("snapshot", None), ("cli", ["pools", "list", "-o", "json"]),
+        ("cli", ["variables", "list", "-o", "json"]), ("apply", [str(ROOT / "airflow_settings.yaml")]),
+        ("snapshot", None))[0]
     conns = state["connections"]
     assert set(conns) == {c["conn_id"] for c in settings["connections"]}
     for c in settings["connections"]:
@@ -113,19 +202,18 @@ def test_the_project_settings_apply_idempotently_and_keep_secrets(airflow_env):
     assert mturk["extra"] == {"aws_secret_access_key": "mturk-extra-secret", "region_name": "us-east-1"}
     assert mturk["is_encrypted"] and mturk["is_extra_encrypted"]  # with the Fernet key
     # read back through Airflow's CLI, as an operator would
-    pools = {p["pool"]: p for p in _cli_json(env, "pools", "list")}
+    pools = {p["pool"]: p for p in pools_json}
     for p in settings["pools"]:
         assert (int(pools[p["pool_name"]]["slots"]), pools[p["pool_name"]]["description"]) == (
             p["pool_slot"], p["pool_description"])
-    assert {v["key"] for v in _cli_json(env, "variables", "list")} == {
+    assert {v["key"] for v in variables_json} == {
         v["variable_name"] for v in settings["variables"]}
 
-    second = _apply(env, str(ROOT / "airflow_settings.yaml"))
     assert _counts(second) == {
         "connections_created": 0, "connections_updated": 0, "connections_unchanged": n_conns,
         "pools_created": 0, "pools_updated": 0, "pools_unchanged": len(settings["pools"]),
         "variables_created": 0, "variables_updated": 0, "variables_unchanged": len(settings["variables"])}
-    assert _snapshot(env) == state
+    assert again == state
 
 
 SETTINGS = {"airflow": {
@@ -143,14 +231,22 @@ SETTINGS = {"airflow": {
 
 @pytest.mark.slow
 def test_a_changed_file_updates_what_it_names_and_leaves_the_rest(airflow_env, tmp_path):
+    """One driver: apply a file, snapshot, apply the changed file, snapshot."""
     env = airflow_env
     path = tmp_path / "settings.yaml"
     path.write_text(yaml.safe_dump(SETTINGS))
-    assert _counts(_apply(env, str(path))) == {
+    changed = json.loads(json.dumps(SETTINGS))
+    changed["airflow"]["connections"][0]["conn_extra"] = {"region_name": "eu-west-1"}
+    changed["airflow"]["pools"][0]["pool_slot"] = 4
+    changed["airflow"]["variables"][0]["variable_value"] = "bye"
+    del changed["airflow"]["variables"][1]
+    applied, first, _, applied_changed, second = _drive(
+        env, tmp_path, ("apply", [str(path)]), ("snapshot", None), ("write", [str(path), yaml.safe_dump(changed)]),
+        ("apply", [str(path)]), ("snapshot", None))[0]
+    assert _counts(applied) == {
         "connections_created": 3, "connections_updated": 0, "connections_unchanged": 0,
         "pools_created": 2, "pools_updated": 0, "pools_unchanged": 0,
         "variables_created": 2, "variables_updated": 0, "variables_unchanged": 0}
-    first = _snapshot(env)
     tracking = first["connections"]["tracking"]
     assert {k: tracking[k] for k in ("conn_type", "host", "port", "schema", "extra")} == {
         "conn_type": "http", "host": "mlflow.internal", "port": 5000, "schema": "api", "extra": {"timeout": 5}}
@@ -158,17 +254,10 @@ def test_a_changed_file_updates_what_it_names_and_leaves_the_rest(airflow_env, t
     assert first["pools"]["gpu"] == [2, "GPUs"] and first["pools"]["mturk"] == [5, ""]
     assert first["variables"] == {"llmops_note": "hello", "llmops_limits": '{"a": 1, "b": [2, 3]}'}
 
-    changed = json.loads(json.dumps(SETTINGS))
-    changed["airflow"]["connections"][0]["conn_extra"] = {"region_name": "eu-west-1"}
-    changed["airflow"]["pools"][0]["pool_slot"] = 4
-    changed["airflow"]["variables"][0]["variable_value"] = "bye"
-    del changed["airflow"]["variables"][1]
-    path.write_text(yaml.safe_dump(changed))
-    assert _counts(_apply(env, str(path))) == {
+    assert _counts(applied_changed) == {
         "connections_created": 0, "connections_updated": 1, "connections_unchanged": 2,
         "pools_created": 0, "pools_updated": 1, "pools_unchanged": 1,
         "variables_created": 0, "variables_updated": 1, "variables_unchanged": 0}
-    second = _snapshot(env)
     # extra keys merge; what the file no longer names stays (nothing is deleted)
     assert second["connections"]["store"]["extra"] == {"endpoint_url": "http://s3:8333", "region_name": "eu-west-1"}
     assert second["pools"]["gpu"] == [4, "GPUs"]
@@ -177,17 +266,19 @@ def test_a_changed_file_updates_what_it_names_and_leaves_the_rest(airflow_env, t
 
 @pytest.mark.slow
 def test_credentials_in_the_file_are_applied_but_never_printed(airflow_env, tmp_path):
+    """One driver: the script is its first step (what a fresh `python` runs), then a snapshot; nothing
+    the whole process printed holds a secret."""
     path = tmp_path / "settings.yaml"
     path.write_text(yaml.safe_dump({"airflow": {"connections": [
         {"conn_id": "with_password", "conn_type": "http", "conn_login": "u", "conn_password": "pw-in-file-123"},
         {"conn_id": "with_uri", "conn_uri": "postgresql://user:uri-secret-456@db:5432/x"}]}}))
-    out = _apply(airflow_env, str(path))
+    (out, state), printed = _drive(airflow_env, tmp_path, ("apply", [str(path)]), ("snapshot", None))
     assert out.returncode == 0, out.stderr
     assert "airflow.connections[0].conn_password: credentials in the settings file" in out.stderr
     assert "airflow.connections[1].conn_uri: credentials in the settings file" in out.stderr
     for secret in ("pw-in-file-123", "uri-secret-456"):
-        assert secret not in out.stdout + out.stderr
-    conns = _snapshot(airflow_env)["connections"]
+        assert secret not in out.stdout + out.stderr and secret not in printed
+    conns = state["connections"]
     assert conns["with_password"]["password"] == "pw-in-file-123" and conns["with_uri"]["password"] == "uri-secret-456"
 
 
@@ -220,11 +311,21 @@ def test_an_unmigrated_db_is_named_with_the_fix(tmp_path):
     ({"variables": {"v": 1}}, "airflow.variables: expected a list"),
     ({"pool": []}, "airflow.pool: unknown section"),
 ])
-def test_a_malformed_file_is_refused_naming_the_key(tmp_path, bad, message):
+def test_a_malformed_file_is_refused_naming_the_key(settings_script, tmp_path, capsys, bad, message):
+    """The script's `main` in this process: a malformed file is refused before Airflow is touched."""
     path = tmp_path / "airflow_settings.yaml"
     path.write_text(yaml.safe_dump({"airflow": bad}))
+    code = settings_script.main([str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+
+
+def test_a_malformed_file_exits_2_in_a_real_process(tmp_path):
+    path = tmp_path / "airflow_settings.yaml"
+    path.write_text(yaml.safe_dump({"airflow": {"pools": [{"pool_name": "x", "pool_slot": 0}]}}))
     out = _apply(dict(os.environ), str(path))
-    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == "apply_airflow_settings: airflow.pools[0].pool_slot: expected a positive integer, got 0\n"
 
 
 def test_the_project_file_is_valid_and_holds_no_credentials():

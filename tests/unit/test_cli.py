@@ -1,4 +1,11 @@
-"""`llmops curate` as a user runs it: exit codes, one-line errors, what lands in --out."""
+"""`llmops curate` as a user runs it: exit codes, one-line errors, what lands in --out.
+
+A real `llmops` process pays Presidio's imports (torch, transformers, spaCy: 10-50 s), so the real
+console script runs where only a process shows the behaviour: a good run exits 0 (the one
+expensive process), and user errors exit 2 with one `llmops: error:` line and no traceback (these
+fail before Presidio is imported: about a second each). Everything else runs `llmops.cli.main`
+in the test process (tests/_cli_runner.py), where imports and the spaCy pipeline are paid once.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from tests._cli_runner import run_llmops
+
 pytestmark = pytest.mark.slow
 LLMOPS = str(Path(sys.executable).parent / "llmops")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    """A real `llmops` process."""
     return subprocess.run([LLMOPS, *args], capture_output=True, text=True, timeout=300)
 
 
@@ -43,6 +53,7 @@ def inputs(tmp_path_factory) -> Path:
 
 
 def test_clean_input(inputs: Path, tmp_path: Path):
+    """A real process, the default config (Presidio and the spaCy pipeline): a good run exits 0."""
     out = tmp_path / "v"
     res = _run("curate", str(inputs / "clean.jsonl"), str(inputs / "notes.txt"), "--out", str(out))
     assert res.returncode == 0, res.stderr
@@ -52,9 +63,9 @@ def test_clean_input(inputs: Path, tmp_path: Path):
     assert (out / m["files"][0]["path"]).exists() and (out / m["quarantine_files"][0]["path"]).exists()
 
 
-def test_malformed_input_is_quarantined_not_fatal(inputs: Path, tmp_path: Path):
+def test_malformed_input_is_quarantined_not_fatal(inputs: Path, tmp_path: Path, capfd):
     out = tmp_path / "v"
-    res = _run("curate", str(inputs / "broken.jsonl"), "--out", str(out), "--json")
+    res = run_llmops(capfd, "curate", str(inputs / "broken.jsonl"), "--out", str(out), "--json")
     assert res.returncode == 0, res.stderr
     m = json.loads(res.stdout)
     assert m["counts"]["kept"] == 1 and m["counts"]["quarantined"] == 4
@@ -62,11 +73,11 @@ def test_malformed_input_is_quarantined_not_fatal(inputs: Path, tmp_path: Path):
                                                        "null_text": 1}
 
 
-def test_pii_bearing_input_is_redacted(inputs: Path, tmp_path: Path):
+def test_pii_bearing_input_is_redacted(inputs: Path, tmp_path: Path, capfd):
     import pyarrow.parquet as pq
 
     out = tmp_path / "v"
-    res = _run("curate", str(inputs / "pii.csv"), "--out", str(out))
+    res = run_llmops(capfd, "curate", str(inputs / "pii.csv"), "--out", str(out))
     assert res.returncode == 0, res.stderr
     m = json.loads((out / "manifest.json").read_text())
     text = " ".join(pq.read_table(out / m["files"][0]["path"]).column("text").to_pylist())
@@ -94,20 +105,31 @@ def test_bad_config_one_line_exit_2(inputs: Path, tmp_path: Path, args: list[str
     assert not (tmp_path / "v").exists()
 
 
-def test_missing_input_and_occupied_out(inputs: Path, tmp_path: Path):
+def test_missing_input(tmp_path: Path):
+    """A real process: one line on stderr, exit 2."""
     res = _run("curate", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "v"))
     assert res.returncode == 2 and "input not found" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith("llmops: error:") and "Traceback" not in res.stderr
+    assert not (tmp_path / "v").exists()
+
+
+def test_occupied_out(inputs: Path, tmp_path: Path, capfd):
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "precious.txt").write_text("keep me")
-    res = _run("curate", str(inputs / "clean.jsonl"), "--out", str(occupied))
+    res = run_llmops(capfd, "curate", str(inputs / "clean.jsonl"), "--out", str(occupied))
     assert res.returncode == 2 and "not empty" in res.stderr
+    assert res.stderr.startswith("llmops: error:") and len(res.stderr.strip().splitlines()) == 1
     assert (occupied / "precious.txt").read_text() == "keep me"
 
 
-def test_rerun_replaces_version_in_place(inputs: Path, tmp_path: Path):
+def test_rerun_replaces_version_in_place(inputs: Path, tmp_path: Path, capfd, monkeypatch):
+    import spacy
+
     out = tmp_path / "v"
-    first = _run("curate", str(inputs / "clean.jsonl"), "--out", str(out), "--json")
-    second = _run("curate", str(inputs / "clean.jsonl"), "--out", str(out), "--json")
-    assert first.returncode == second.returncode == 0
+    first = run_llmops(capfd, "curate", str(inputs / "clean.jsonl"), "--out", str(out), "--json")
+    # the second run in the same process reuses the loaded spaCy pipeline (llmops.privacy.pii)
+    monkeypatch.setattr(spacy, "load", lambda *a, **k: pytest.fail("spaCy pipeline loaded again"))
+    second = run_llmops(capfd, "curate", str(inputs / "clean.jsonl"), "--out", str(out), "--json")
+    assert first.returncode == second.returncode == 0, second.stderr
     assert json.loads(first.stdout)["id"] == json.loads(second.stdout)["id"]

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from llmops.config import CustomRecognizer, PatternSpec, PIIConfig
+from llmops.privacy import pii as pii_module
 from llmops.privacy.pii import PIIRedactor, pseudonym
 
 pytestmark = pytest.mark.slow
@@ -86,16 +87,51 @@ def test_custom_regex_deny_list_and_allow_list():
 
 
 def test_unknown_spacy_model_names_the_key():
-    with pytest.raises(RuntimeError, match="pii.spacy_model"):
-        PIIRedactor(PIIConfig(spacy_model="xx_not_installed_model"))
+    for _ in range(2):  # a failed load is not cached: it fails the same way again
+        with pytest.raises(RuntimeError, match="pii.spacy_model"):
+            PIIRedactor(PIIConfig(spacy_model="xx_not_installed_model"))
+    assert "xx_not_installed_model" not in pii_module._SPACY_PIPELINES
+
+
+def test_redactors_share_the_spacy_pipeline_not_their_config(redactor, monkeypatch):
+    """The spaCy pipeline is loaded once per process and shared by every redactor of the model;
+    what a config sets (custom recognizers, phone regions, score threshold, allow list) stays
+    with its redactor, and an earlier redactor is unchanged by later ones."""
+    import spacy
+
+    text = "Hi, this is John Smith, order ORD-123456, call me on 020 7946 0958 or at js@example.com"
+    before = redactor.redact(text)
+    monkeypatch.setattr(spacy, "load", lambda *a, **k: pytest.fail("spaCy pipeline loaded again"))
+    orders = PIIRedactor(PIIConfig(
+        phone_regions=["US"], allow_list=["js@example.com"],
+        custom_recognizers=[CustomRecognizer(name="orders", entity="ORDER_ID",
+                                             patterns=[PatternSpec(regex=r"\bORD-\d{6}\b", score=0.9)])]))
+    strict = PIIRedactor(PIIConfig(score_threshold=0.95))
+    assert orders.nlp_engine.nlp["en"] is strict.nlp_engine.nlp["en"] is redactor.nlp_engine.nlp["en"]
+
+    assert before.entities == {"PERSON": 1, "PHONE_NUMBER": 1, "EMAIL_ADDRESS": 1}
+    assert "ORD-123456" in before.text and "020 7946 0958" not in before.text
+    got = orders.redact(text)  # its recognizer, its regions (US only), its allow list; NER as before
+    assert got.entities == {"PERSON": 1, "ORDER_ID": 1}
+    assert "020 7946 0958" in got.text and "js@example.com" in got.text and "John Smith" not in got.text
+    high = strict.redact(text)  # its threshold: a name (0.85) and a phone (0.4) score below 0.95
+    assert high.entities == {"EMAIL_ADDRESS": 1} and "John Smith" in high.text and "020 7946 0958" in high.text
+    after = redactor.redact(text)  # the shared pipeline carries nothing of the later configs
+    assert (after.text, after.entities) == (before.text, before.entities)
+    assert "ORDER_ID" not in redactor.entities
 
 
 def test_worker_pool_gives_the_same_result():
+    """``n_process: 2`` in real spawned workers. Its cost is the workers' start-up, not the input:
+    each worker imports Presidio, which imports torch and transformers (about as long as this
+    process took to import it, the two workers in parallel); the 40 texts take well under a second."""
     texts = [f"customer {i} wrote from user{i}@example.com about card 4111 1111 1111 1111" for i in range(40)]
     single = PIIRedactor(PIIConfig(spacy_model="blank")).redact_batch(texts)
     pooled = PIIRedactor(PIIConfig(spacy_model="blank", n_process=2))
     try:
-        assert [r.text for r in pooled.redact_batch(texts)] == [r.text for r in single]
+        got = pooled.redact_batch(texts)
+        assert [r.text for r in got] == [r.text for r in single]
+        assert [r.entities for r in got] == [r.entities for r in single]
         assert pooled._pool is not None  # really ran in the pool
     finally:
         pooled.close()

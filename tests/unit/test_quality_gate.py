@@ -208,11 +208,14 @@ def test_results_logged_to_the_active_mlflow_run(tmp_path: Path):
 
     assert log_to_mlflow({"suite": "x", "success": True, "failed_expectations": 0, "rows": 1}) is False
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    out = run_gate(_bad(), load_suite("curated"), PARAMS, policy="warn", docs_dir=tmp_path / "docs")
-    exp = mlflow.create_experiment("gates", artifact_location=(tmp_path / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=exp) as run:
-        assert log_to_mlflow(out.manifest_entry(), out.docs_dir) is True
-    got = mlflow.get_run(run.info.run_id)
+    try:
+        out = run_gate(_bad(), load_suite("curated"), PARAMS, policy="warn", docs_dir=tmp_path / "docs")
+        exp = mlflow.create_experiment("gates", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=exp) as run:
+            assert log_to_mlflow(out.manifest_entry(), out.docs_dir) is True
+        got = mlflow.get_run(run.info.run_id)
+        arts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "quality/curated")]
+    finally:
+        mlflow.set_tracking_uri(None)  # the fluent URI is process-wide
     assert got.data.metrics["gx.curated.success"] == 0.0 and got.data.metrics["gx.curated.failed_expectations"] == 3
-    arts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "quality/curated")]
     assert "quality/curated/validation.json" in arts and "quality/curated/data_docs" in arts
