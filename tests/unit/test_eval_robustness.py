@@ -130,7 +130,11 @@ def test_robustness_report_on_a_keyword_predictor():
         return _keyword_predictor(batch)
 
     report = robustness_report(predict, texts, refs, seed=0)
-    assert set(report) == set(PERTURBATIONS) and calls == [len(texts)] * (1 + len(PERTURBATIONS))
+    # the clean texts once, then per kind only the texts it altered
+    altered = {kind: sum(a != b for a, b in zip(texts, perturb(texts, kind, seed=0), strict=True))
+               for kind in PERTURBATIONS}
+    assert calls == [len(texts)] + [altered[k] for k in PERTURBATIONS if altered[k]]
+    assert set(report) == set(PERTURBATIONS) and 0 < altered["names"] < len(texts)
     for row in report.values():
         assert row["n"] == len(texts) and row["clean_accuracy"] == 1.0
         assert row["drop"] == pytest.approx(row["clean_accuracy"] - row["perturbed_accuracy"])
@@ -141,6 +145,20 @@ def test_robustness_report_on_a_keyword_predictor():
 
     only = robustness_report(_keyword_predictor, texts, refs, kinds=["typos"])
     assert list(only) == ["typos"] and only["typos"] == report["typos"]
+    # the evaluation's own clean predictions are reused, not computed again
+    calls.clear()
+    given = robustness_report(predict, texts, refs, kinds=["names"], clean_predictions=_keyword_predictor(texts))
+    assert given == {"names": report["names"]} and calls == [altered["names"]]
+    # a perturbed text that was left as it was keeps its clean prediction, even a wrong one
+    wrong = ["other"] * len(texts)
+    kept = robustness_report(predict, texts, refs, kinds=["names"], clean_predictions=wrong)
+    perturbed = perturb(texts, "names", seed=0)
+    expected = [kw if new != old else "other"
+                for old, new, kw in zip(texts, perturbed, _keyword_predictor(perturbed), strict=True)]
+    assert kept["names"]["perturbed_accuracy"] == pytest.approx(
+        sum(e == r for e, r in zip(expected, refs, strict=True)) / len(texts))
+    with pytest.raises(ValueError, match="clean predictions"):
+        robustness_report(predict, texts, refs, clean_predictions=wrong[:-1])
     with pytest.raises(ValueError, match="unknown perturbation"):
         robustness_report(_keyword_predictor, texts, refs, kinds=["nope"])
     with pytest.raises(ValueError, match="references"):

@@ -76,7 +76,8 @@ def evaluate_model(model: str, suite: Suite, *, predictor: Any = None, redactor:
         "slices": slice_metrics(rows, preds, refs, by=suite.slices, metric=primary_fn,
                                 min_size=suite.min_slice_size),
         "robustness": robustness_report(lambda xs: [str(x) for x in predictor.predict(xs).labels], texts, refs,
-                                        kinds=suite.robustness, seed=seed) if suite.robustness else {},
+                                        kinds=suite.robustness, seed=seed, clean_predictions=preds)
+        if suite.robustness else {},
         "predictions": preds,
         "ids": [r["id"] for r in rows],
         "timing": {"examples": len(texts), "seconds": elapsed, "examples_per_s": len(texts) / max(elapsed, 1e-9)},
