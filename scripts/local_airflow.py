@@ -1,6 +1,6 @@
 """Run the project on a local, embedded Airflow: ``make demo`` and ``make up``.
 
-    python scripts/local_airflow.py demo [--home DIR] [--days 3] [--keep-running]
+    python scripts/local_airflow.py demo [--home DIR] [--days 3] [--max-steps N] [--keep-running]
     python scripts/local_airflow.py up   [--home DIR]
 
 Both start ``airflow standalone`` (API server + UI, scheduler, DAG processor, triggerer;
@@ -10,7 +10,8 @@ that plays the role of the support-ticket API. ``demo`` then backfills ``llm_dat
 over the sample days through the scheduler; each curated version triggers ``llm_annotation``
 (asset schedule) on the local simulated crowd. Once every partition is labeled it runs
 ``llm_fine_tuning`` once on all of them (MiniLM, DeepSpeed ZeRO-2 on CPU, local MLflow store). It
-waits for all runs and prints what was produced. Nothing is downloaded.
+waits for all runs and prints what was produced, and where the time went. Nothing is downloaded.
+Once Airflow is up, the demo drives it through its REST API (``AirflowREST``), not the CLI.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -42,6 +45,7 @@ ANNOTATION_DAG_ID = "llm_annotation"  # runs on the curated asset each collectio
 FINE_TUNING_DAG_ID = "llm_fine_tuning"  # runs on the labeled asset; the demo triggers it once
 EVALUATION_DAG_ID = "llm_evaluation"  # runs on the candidate-model asset fine-tuning announces
 DRIFT_DAG_ID = "llm_drift_nightly"  # nightly cron; unpaused last, its latest night runs at once
+POLL_S = 3.0  # between two looks at the runs (one REST call each, cheap)
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -112,6 +116,91 @@ def run(cmd: list[str], env: dict[str, str], check: bool = True) -> subprocess.C
     return out
 
 
+class AirflowRESTError(RuntimeError):
+    """A non-2xx answer of Airflow's REST API; ``status`` is the HTTP status (0: no answer)."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path}: {status} {detail}")
+        self.status, self.detail = status, detail
+
+
+class AirflowREST:
+    """A small client of Airflow's REST API (``{base}/api/v2``), standard library only.
+
+    ``password`` is the password itself or a callable that returns it (read when a token is
+    needed, e.g. from the file the simple auth manager generates once the API server is up). The
+    bearer token comes from ``POST {base}/auth/token`` and is fetched again when it is refused
+    (expired). 503 (SQLite busy), refused connections and failed GETs are retried a few times;
+    other failures raise :class:`AirflowRESTError`."""
+
+    def __init__(self, base: str, username: str, password: str | Callable[[], str], *,
+                 timeout: float = 60, retries: int = 3) -> None:
+        self.base = base.rstrip("/")
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.retries = retries
+        self._token: str | None = None
+
+    @property
+    def password(self) -> str:
+        return self._password() if callable(self._password) else self._password
+
+    def token(self, refresh: bool = False) -> str:
+        if self._token is None or refresh:
+            body = {"username": self.username, "password": self.password}
+            self._token = str(self._request("POST", f"{self.base}/auth/token", body, {})["access_token"])
+        return self._token
+
+    def rest(self, method: str, path: str, body: Any = None) -> Any:
+        """``method`` ``{base}/api/v2/{path}`` with a JSON ``body``; the decoded JSON answer (None if empty)."""
+        url = f"{self.base}/api/v2/{path.lstrip('/').removeprefix('api/v2/')}"
+        try:
+            return self._request(method, url, body, {"Authorization": f"Bearer {self.token()}"})
+        except AirflowRESTError as exc:
+            if exc.status != 401:
+                raise
+        return self._request(method, url, body, {"Authorization": f"Bearer {self.token(refresh=True)}"})
+
+    def _request(self, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        path = url.removeprefix(self.base)
+        err = AirflowRESTError(method, path, 0, "not sent")
+        for attempt in range(self.retries + 1):
+            req = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json", "Accept": "application/json",
+                                                  **headers})
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    raw = resp.read()
+                return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as exc:
+                text = exc.read().decode(errors="replace")
+                try:
+                    detail = json.loads(text).get("detail", text)
+                except (ValueError, AttributeError):
+                    detail = text
+                err = AirflowRESTError(method, path, exc.code, detail if isinstance(detail, str) else json.dumps(detail))
+                if exc.code != 503:
+                    raise err from None
+            except (urllib.error.URLError, ConnectionError) as exc:
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                err = AirflowRESTError(method, path, 0, str(reason))
+                # sent again only if it cannot have been applied: refused, or a read
+                if not (isinstance(reason, ConnectionRefusedError) or (
+                        method == "GET" and isinstance(reason, ConnectionError))):
+                    raise err from None
+            if attempt < self.retries:
+                time.sleep(1 + attempt)
+        raise err
+
+
+def simple_auth_password(airflow_home: Path, username: str = "admin") -> str:
+    """The password the simple auth manager generated for ``username`` (``airflow standalone``)."""
+    path = airflow_home / "simple_auth_manager_passwords.json.generated"
+    return str(json.loads(path.read_text())[username])
+
+
 class Standalone:
     """``airflow standalone`` in its own process group, stopped as a whole."""
 
@@ -158,11 +247,15 @@ class Standalone:
             self.proc.wait(timeout=10)
 
     def password(self) -> str:
-        path = Path(self.env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+        home = Path(self.env["AIRFLOW_HOME"])
         try:
-            return str(json.loads(path.read_text()).get("admin", "?"))
-        except (OSError, ValueError):
-            return f"(see {path})"
+            return simple_auth_password(home)
+        except (OSError, ValueError, KeyError):
+            return f"(see {home / 'simple_auth_manager_passwords.json.generated'})"
+
+    def client(self) -> AirflowREST:
+        """A REST client of this standalone's API server, as the admin user."""
+        return AirflowREST(self.base, "admin", functools.partial(simple_auth_password, Path(self.env["AIRFLOW_HOME"])))
 
 
 def sample_days(n: int, today: date | None = None) -> list[str]:
@@ -184,14 +277,51 @@ def prepare(home: Path, days: list[str], records_per_day: int) -> None:
         generate(home, seed=0, records_per_day=records_per_day, days=tuple(days))
 
 
-def list_runs(env: dict[str, str], dag_id: str = DAG_ID) -> list[dict[str, Any]]:
-    out = run([str(VENV_BIN / "airflow"), "dags", "list-runs", dag_id, "-o", "json"], env, check=False)
-    text = out.stdout or ""
-    start = text.find("[{")  # warnings may be printed before the JSON
+def list_runs(api: AirflowREST, dag_id: str = DAG_ID) -> list[dict[str, Any]]:
+    """The DAG's runs, newest first, with the keys ``airflow dags list-runs -o json`` gives (``run_id``,
+    ``state``, ``logical_date`` ("" when none), ...); [] when the API does not answer."""
     try:
-        return list(json.loads(text[start:])) if start >= 0 else []
-    except ValueError:
+        got = api.rest("GET", f"dags/{quote(dag_id, safe='')}/dagRuns?limit=100&order_by=-run_after")
+    except (AirflowRESTError, OSError, ValueError) as exc:
+        print(f"demo: listing the runs of {dag_id} failed ({str(exc)[:160]})")
         return []
+    return [{"dag_id": r.get("dag_id"), "run_id": r.get("dag_run_id"), "state": r.get("state"),
+             "run_after": r.get("run_after") or "", "logical_date": r.get("logical_date") or "",
+             "start_date": r.get("start_date") or "", "end_date": r.get("end_date") or ""}
+            for r in (got or {}).get("dag_runs", [])]
+
+
+def unpause(api: AirflowREST, dag_id: str) -> None:
+    api.rest("PATCH", f"dags/{quote(dag_id, safe='')}", {"is_paused": False})
+
+
+def wait_scheduled(api: AirflowREST, dag_id: str, timeout: float = 90) -> bool:
+    """Wait until the scheduler has created the runs that were due when ``dag_id`` was unpaused (with
+    ``catchup=False``: its latest interval's), i.e. its next run lies in the future. A backfill that
+    creates a run for the same logical date while the scheduler does makes the scheduler's insert
+    fail (UNIQUE dag_run.dag_id, logical_date) and the scheduler exit. False if it did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(AirflowRESTError, OSError, ValueError):
+            nxt = api.rest("GET", f"dags/{quote(dag_id, safe='')}").get("next_dagrun_run_after")
+            if nxt is None or datetime.fromisoformat(nxt) > datetime.now(UTC):
+                return True
+        time.sleep(1)
+    return False
+
+
+def trigger(api: AirflowREST, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+    """A manual run of ``dag_id`` (no logical date, like ``airflow dags trigger``); its run id."""
+    got = api.rest("POST", f"dags/{quote(dag_id, safe='')}/dagRuns", {"logical_date": None, "conf": conf or {}})
+    return str(got["dag_run_id"])
+
+
+def backfill(api: AirflowREST, dag_id: str, from_date: str, to_date: str) -> dict[str, Any]:
+    """``airflow backfill create --dag-id D --from-date F --to-date T`` with the CLI's defaults: runs
+    that already exist for a date are left as they are (reprocess ``none``), at most 10 active runs."""
+    body = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z",
+            "run_backwards": False, "dag_run_conf": None, "reprocess_behavior": "none", "max_active_runs": 10}
+    return dict(api.rest("POST", "backfills", body))
 
 
 def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
@@ -225,7 +355,7 @@ def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def wait_for_labels(env: dict[str, str], home: Path, days: list[str], deadline: float) -> dict[str, str]:
+def wait_for_labels(api: AirflowREST, home: Path, days: list[str], deadline: float) -> dict[str, str]:
     """Wait until every partition has a labeled version (the asset-triggered runs of the annotation
     DAG may batch several curated versions into one run) and no annotation run is unfinished, or
     until one failed."""
@@ -237,7 +367,7 @@ def wait_for_labels(env: dict[str, str], home: Path, days: list[str], deadline: 
     states: dict[str, str] = {}
     caught_up = False
     while time.monotonic() < deadline:
-        states = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, ANNOTATION_DAG_ID)}
+        states = {str(r["run_id"]): str(r.get("state")) for r in list_runs(api, ANNOTATION_DAG_ID)}
         finished = bool(states) and all(v in ("success", "failed") for v in states.values())
         missing = [d for d in days if not latest_for_partition(store, "support_messages", "labeled", d)]
         if finished and (not missing or "failed" in states.values() or caught_up):
@@ -247,12 +377,11 @@ def wait_for_labels(env: dict[str, str], home: Path, days: list[str], deadline: 
             # the next asset-triggered run; label those partitions now with a manual run
             versions = [v for d in missing if (v := latest_for_partition(store, "support_messages", "curated", d))]
             print(f"demo: triggering {ANNOTATION_DAG_ID} for {', '.join(missing)} (events not yet consumed)")
-            run([str(VENV_BIN / "airflow"), "dags", "trigger", ANNOTATION_DAG_ID, "--conf",
-                 json.dumps({"curated_version": ",".join(versions)})], env)
+            trigger(api, ANNOTATION_DAG_ID, {"curated_version": ",".join(versions)})
             caught_up = True
             time.sleep(10)
             continue
-        time.sleep(5)
+        time.sleep(POLL_S)
     return states
 
 
@@ -261,36 +390,36 @@ def apply_settings(env: dict[str, str]) -> None:
     run([sys.executable, str(ROOT / "scripts" / "apply_airflow_settings.py"), str(ROOT / "airflow_settings.yaml")], env)
 
 
-def wait_for_fine_tuning(env: dict[str, str], deadline: float) -> dict[str, str]:
-    """Trigger ``llm_fine_tuning`` once on every labeled partition and wait for it and for the
-    ``llm_evaluation`` run its candidate-model event starts."""
-    run([str(VENV_BIN / "airflow"), "dags", "unpause", EVALUATION_DAG_ID], env)
-    run([str(VENV_BIN / "airflow"), "dags", "unpause", FINE_TUNING_DAG_ID], env)
-    run([str(VENV_BIN / "airflow"), "dags", "trigger", FINE_TUNING_DAG_ID], env)
+def wait_for_fine_tuning(api: AirflowREST, deadline: float, max_steps: int | None = None) -> dict[str, str]:
+    """Trigger ``llm_fine_tuning`` once on every labeled partition (``max_steps``: its param, else the
+    config's) and wait for it and for the ``llm_evaluation`` run its candidate-model event starts."""
+    unpause(api, EVALUATION_DAG_ID)
+    unpause(api, FINE_TUNING_DAG_ID)
+    trigger(api, FINE_TUNING_DAG_ID, {"max_steps": max_steps} if max_steps is not None else None)
     states: dict[str, str] = {}
     while time.monotonic() < deadline:
-        ft = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, FINE_TUNING_DAG_ID)}
-        ev = {str(r["run_id"]): str(r.get("state")) for r in list_runs(env, EVALUATION_DAG_ID)}
+        ft = {str(r["run_id"]): str(r.get("state")) for r in list_runs(api, FINE_TUNING_DAG_ID)}
+        ev = {str(r["run_id"]): str(r.get("state")) for r in list_runs(api, EVALUATION_DAG_ID)}
         states = {f"{FINE_TUNING_DAG_ID}/{k}": v for k, v in ft.items()} | {
             f"{EVALUATION_DAG_ID}/{k}": v for k, v in ev.items()}
         done = {"success", "failed"}
         if ft and all(v in done for v in ft.values()) and ("failed" in ft.values() or (
                 ev and all(v in done for v in ev.values()))):
             break
-        time.sleep(5)
+        time.sleep(POLL_S)
     return states
 
 
-def wait_for_drift(env: dict[str, str], home: Path, deadline: float) -> dict[str, Any]:
+def wait_for_drift(api: AirflowREST, home: Path, deadline: float) -> dict[str, Any]:
     """Unpause ``llm_drift_nightly``: the scheduler starts its latest nightly run (the window ending
     yesterday, the last sample day). Wait for it; return its state and report summary."""
-    run([str(VENV_BIN / "airflow"), "dags", "unpause", DRIFT_DAG_ID], env)
+    unpause(api, DRIFT_DAG_ID)
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        runs = list_runs(env, DRIFT_DAG_ID)
+        runs = list_runs(api, DRIFT_DAG_ID)
         if runs and all(r.get("state") in ("success", "failed") for r in runs):
             break
-        time.sleep(5)
+        time.sleep(POLL_S)
     out: dict[str, Any] = {"runs": {str(r["run_id"]): str(r.get("state")) for r in runs}, "report": None}
     reports = sorted((home / "store").glob("drift/*/*/report.json"))
     if reports:
@@ -362,51 +491,66 @@ def start_local(args: argparse.Namespace, label: str) -> tuple[Path, list[str], 
 
 def demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    lap = [t0]
+
+    def phase(name: str) -> None:  # seconds since the previous phase ended
+        now = time.monotonic()
+        timings[name] = round(now - lap[0], 1)
+        lap[0] = now
+
     home, days, server, env, af = start_local(args, "demo")
     try:
-        run([str(VENV_BIN / "airflow"), "dags", "unpause", DAG_ID], env)
-        run([str(VENV_BIN / "airflow"), "dags", "unpause", ANNOTATION_DAG_ID], env)
+        api = af.client()
+        unpause(api, DAG_ID)
+        unpause(api, ANNOTATION_DAG_ID)
+        if not wait_scheduled(api, DAG_ID):
+            print(f"demo: the scheduler has not created {DAG_ID}'s latest run yet; backfilling anyway")
+        phase("start_up")
         print(f"demo: backfilling {DAG_ID} for {days[0]} .. {days[-1]} through the scheduler")
         # the window covers whole data intervals: day D is the interval [D, D+1), so the window
         # ends the day after the last partition. Runs that already exist (the scheduler's own
         # latest run) are left as they are.
-        backfill = [str(VENV_BIN / "airflow"), "backfill", "create", "--dag-id", DAG_ID,
-                    "--from-date", days[0], "--to-date", _next_day(days[-1])]
-        for attempt in range(5):  # the DAG may still be settling in the DB right after start-up
+        settle = time.monotonic() + 60  # the DAG may still be settling in the DB right after start-up
+        while True:
             try:
-                run(backfill, env)
+                backfill(api, DAG_ID, days[0], _next_day(days[-1]))
                 break
-            except RuntimeError as exc:
-                if attempt == 4:
+            except AirflowRESTError as exc:
+                if time.monotonic() >= settle:
                     raise
-                print(f"demo: backfill not accepted yet ({str(exc).splitlines()[-1][:120]}); retrying")
+                print(f"demo: backfill not accepted yet ({str(exc)[:160]}); retrying")
                 time.sleep(5)
         deadline = time.monotonic() + args.timeout
         wanted = set(days)
         runs: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            runs = [r for r in list_runs(env) if str(r.get("logical_date", ""))[:10] in wanted]
+            runs = [r for r in list_runs(api) if str(r.get("logical_date", ""))[:10] in wanted]
             done = {str(r["logical_date"])[:10] for r in runs if r.get("state") in ("success", "failed")}
             if done >= wanted:
                 break
-            time.sleep(5)
+            time.sleep(POLL_S)
         states = {str(r["logical_date"])[:10]: r.get("state") for r in runs}
         print(f"demo: runs {json.dumps(states, sort_keys=True)}")
+        phase("collection")
         print(f"demo: waiting for {ANNOTATION_DAG_ID} (triggered by the curated asset; local simulated crowd)")
-        ann_states = wait_for_labels(env, home, days, deadline)
+        ann_states = wait_for_labels(api, home, days, deadline)
         print(f"demo: {ANNOTATION_DAG_ID} runs {json.dumps(sorted(ann_states.values()))}")
+        phase("annotation")
         ft_states: dict[str, str] = {}
         if ann_states and set(ann_states.values()) == {"success"}:
             print(f"demo: triggering {FINE_TUNING_DAG_ID} on every labeled partition (in production it runs on "
                   "the labeled asset): MiniLM, DeepSpeed ZeRO-2 on CPU; its candidate event starts "
                   f"{EVALUATION_DAG_ID}")
-            ft_states = wait_for_fine_tuning(env, deadline)
+            ft_states = wait_for_fine_tuning(api, deadline, args.max_steps)
             print(f"demo: {FINE_TUNING_DAG_ID} and {EVALUATION_DAG_ID} runs {json.dumps(ft_states, sort_keys=True)}")
+        phase("fine_tuning_evaluation")
         drift: dict[str, Any] = {"runs": {}, "report": None}
         if ft_states and set(ft_states.values()) == {"success"}:
             print(f"demo: unpausing {DRIFT_DAG_ID}: the scheduler runs its latest night against the champion")
-            drift = wait_for_drift(env, home, deadline)
+            drift = wait_for_drift(api, home, deadline)
             print(f"demo: {DRIFT_DAG_ID} runs {json.dumps(sorted(drift['runs'].values()))}")
+        phase("drift")
         summary = summarize(home, days)
         for row in summary:
             if row["version_id"] is None:
@@ -466,15 +610,19 @@ def demo(args: argparse.Namespace) -> int:
             print(f"demo: MLflow: {VENV_BIN / 'mlflow'} ui --backend-store-uri sqlite:///{home / 'mlflow' / 'mlflow.db'}")
         print(f"demo: dataset versions under {home / 'store' / 'datasets'}")
         print(f"demo: Airflow UI {af.base} (user admin, password {af.password()}); logs {af.log_path}")
+        phase("summary")
+        timings["total"] = round(time.monotonic() - t0, 1)
         (home / "demo_summary.json").write_text(json.dumps(
             {"runs": states, "annotation_runs": ann_states, "fine_tuning_runs": ft_states, "versions": summary,
              "models": models, "drift": drift, "pia": str(pia) if pia.exists() else None,
-             "audit_events": [{k: ev[k] for k in ("event", "key", "at")} for ev in events]}, indent=2))
+             "audit_events": [{k: ev[k] for k in ("event", "key", "at")} for ev in events], "timings": timings},
+            indent=2))
         ok = all(states.get(d) == "success" for d in days) and all(r["version_id"] for r in summary)
         ok = ok and bool(ann_states) and set(ann_states.values()) == {"success"} and all(r.get("labeled") for r in summary)
         ok = ok and bool(ft_states) and set(ft_states.values()) == {"success"} and len(models) == 1
         ok = ok and any(k.startswith(EVALUATION_DAG_ID) for k in ft_states)
         ok = ok and bool(drift["runs"]) and set(drift["runs"].values()) == {"success"} and bool(drift["report"])
+        print(f"demo: timings {json.dumps(timings)}")
         print(f"demo: {'OK' if ok else 'FAILED'} in {time.monotonic() - t0:.0f}s")
         if args.keep_running and ok:
             print("demo: Airflow keeps running; Ctrl-C to stop")
@@ -510,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--port", type=int, default=8080)
         p.add_argument("--timeout", type=float, default=900)
         p.add_argument("--keep-running", action="store_true")
+        if name == "demo":
+            p.add_argument("--max-steps", type=int, default=None,
+                           help=f"max_steps of the {FINE_TUNING_DAG_ID} run (default: the config's)")
         p.set_defaults(func=fn)
     args = parser.parse_args(argv)
     # a terminated demo still stops Airflow's whole process group (the `finally` blocks)
