@@ -125,6 +125,14 @@ def _wait_http(url: str, timeout: float, ok: Any = None, comp: Component | None 
     raise TimeoutError(f"{url} not ready after {timeout:.0f}s (last: {last}){tail}")
 
 
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
 def _fernet_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
@@ -138,6 +146,8 @@ class ProdStack:
     components: dict[str, Component] = field(default_factory=dict)
     extra_dag_folders: list[Path] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: merged into the pipeline config the stack writes (section -> key -> value, nested dicts merged)
+    config_overrides: dict[str, Any] = field(default_factory=dict)
     redis_db: int | None = None
     created_dbs: list[str] = field(default_factory=list)
 
@@ -315,6 +325,7 @@ class ProdStack:
         cfg["storage"] = {"root": f"s3://{BUCKET}/store", "conn_id": STORE_CONN_ID}
         cfg["training"]["tracking"] = {"tracking_uri": self.mlflow, "artifact_location": None}
         cfg["training"]["checkpoint_sync_s"] = 10
+        _merge(cfg, self.config_overrides)
         path = self.home / "pipeline.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path

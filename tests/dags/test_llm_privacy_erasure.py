@@ -102,6 +102,7 @@ def test_erasure_dag_on_the_worker_path_keeps_the_identifier_out_of_logs_and_xco
     assert len(events) == 1 and events[0]["actor"]["dag_id"] == "llm_privacy_erasure"
 
 
+@pytest.mark.slow
 def test_retention_dag_counts_ages_to_the_runs_interval_end(airflow_db: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch):
     from airflow.dag_processing.dagbag import DagBag

@@ -37,12 +37,15 @@ DONE = ("success", "failed")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("production")
     day = sample_days(1)[0]
-    prepare(home, [day], 120)
+    prepare(home, [day], 40)  # one partition of 40 records: every stage runs, none longer than it must
     planted = {name: f"{name}-{secrets.token_hex(8)}" for name in ("envsecret", "filesecret", "connsecret")}
     (home / "hmac.key").write_text(planted["filesecret"] + "\n")
     s = ProdStack(home, extra_dag_folders=[Path(__file__).parent / "dags"], extra_env={
         "LLMOPS_PLANTED": planted["envsecret"], "LLMOPS_PLANTED_FILE": str(home / "hmac.key"),
-        "AIRFLOW_CONN_LLMOPS_PLANTED": json.dumps({"conn_type": "generic", "password": planted["connsecret"]})})
+        "AIRFLOW_CONN_LLMOPS_PLANTED": json.dumps({"conn_type": "generic", "password": planted["connsecret"]})},
+        # 20 items to label; a training of 30 steps with a checkpoint every 10, the one the retry resumes from
+        config_overrides={"annotation": {"selection": {"size": 20}},
+                          "training": {"defaults": {"train": {"max_steps": 30, "save_steps": 10}}}})
     s.planted = planted  # type: ignore[attr-defined]
     s.start(support_api_folder=home / "api")
     s.day = day  # type: ignore[attr-defined]

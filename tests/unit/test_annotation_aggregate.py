@@ -36,6 +36,7 @@ def _accuracy(result, truth):
     return sum(result[i].label == t for i, t in truth.items()) / len(truth)
 
 
+@pytest.mark.slow
 def test_dawid_skene_recovers_truth_better_than_majority_vote():
     gains = []
     for seed in range(6):

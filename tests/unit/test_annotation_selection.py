@@ -53,6 +53,7 @@ def test_k_center_picks_the_farthest_points():
     assert k_center(points, 0) == [] and sorted(k_center(points, 10)) == list(range(6))
 
 
+@pytest.mark.slow
 def test_diversity_on_minilm_embeddings_covers_every_topic():
     topics = {
         "refund": ["I want my money back for the broken kettle", "Please refund my order, the kettle leaks",

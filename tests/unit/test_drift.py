@@ -62,6 +62,7 @@ def test_no_false_alarms_on_one_distribution_over_seeds():
     assert sum(alarms) <= 3, alarms  # at most alpha = 5% expected; 3 of 30 allows for chance
 
 
+@pytest.mark.slow
 def test_same_distribution_with_embeddings_is_quiet(embed):
     from llmops.drift.detect import analyze
 
@@ -90,6 +91,7 @@ def test_a_language_mix_shift_is_detected_and_the_slice_named():
     assert es["current_share"] - es["reference_share"] > 0.3
 
 
+@pytest.mark.slow
 def test_a_topic_shift_in_one_language_is_found_in_the_embeddings_of_that_slice(embed):
     from llmops.drift.detect import analyze
 

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DAYS = ("2026-11-25", "2026-11-26")
@@ -104,8 +100,9 @@ class Clock:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
 def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run_changes_nothing(
-        tmp_path, monkeypatch, tiny_model_and_data, redactor):
+        tmp_path, monkeypatch, tiny_training, mlflow_db, redactor):
     from mlflow import MlflowClient
 
     from llmops.annotation import jobs
@@ -151,25 +148,22 @@ def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run
                                  partition=DAYS[1], dag_id="llm_annotation_relabel", redactor=redactor)
     jobs.export_job(cfg, store=store, job_id=open_plan["job_id"], backend=crowd, now=clock.t)
 
-    model_dir, _, _ = tiny_model_and_data
-    # the training the launcher runs, in its own process (as on a worker)
+    # the training the launcher runs (here in this process: one training is what matters, not its process)
+    from llmops.training.args import parse_train_config
+    from llmops.training.train import run_training
+
     tracking = cfg.training.tracking
-    train_yaml = tmp_path / "train.yaml"
-    train_yaml.write_text(yaml.safe_dump({
-        "model": {"name_or_path": str(model_dir), "max_length": 32},
+    mlflow_db(home / "mlflow" / "mlflow.db")
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):  # a one-process world
+        monkeypatch.delenv(key, raising=False)
+    trained = run_training(parse_train_config({
+        "model": {"name_or_path": str(tiny_training.model_dir), "max_length": 32},
         "data": {"storage_root": str(home / "store"), "versions": [labeled["id"]]},
         "train": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "save_steps": 2, "per_device_batch_size": 8,
                   "deepspeed": "zero2", "learning_rate": 1e-3},
         "tracking": {"tracking_uri": tracking.tracking_uri, "artifact_location": tracking.artifact_location,
                      "experiment": tracking.experiment, "registered_model": "support-intent",
                      "run_key": "test/train"}}))
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR",
-                                                            "MASTER_PORT")}
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.executable).parents[1] / "torch-extensions"))
-    res = subprocess.run([sys.executable, "-m", "llmops.training", "--config", str(train_yaml)], capture_output=True,
-                         text=True, env=env, timeout=900)
-    assert res.returncode == 0, res.stderr[-4000:]
-    trained = json.loads(res.stdout.strip().splitlines()[-1])
     client = MlflowClient(tracking_uri=tracking.tracking_uri)
     run_id = trained["mlflow"]["run_id"]
     # an evaluation-style artifact with examples of the (redacted) data

@@ -1,13 +1,15 @@
-"""Fine-tuning entry point: arguments, deterministic splits, and a real DeepSpeed (ZeRO-2, CPU)
-run of a tiny local model that checkpoints and resumes to the planned step."""
+"""Fine-tuning entry point: arguments, deterministic splits, and real DeepSpeed (ZeRO-2, CPU) runs of
+a tiny local model that checkpoint and resume to the planned step.
+
+The trainings run in this process (``run_training``, what ``python -m llmops.training`` calls): the
+command itself runs under the operator in tests/unit/test_training_operator.py, and across two
+processes in tests/integration/test_training_distributed.py. The tiny model and its labeled version
+are built once per session (``tiny_training``, tests/_fixtures_training.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from llmops.training.args import load_train_config
 from llmops.training.data import split_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-LABELS = ["billing", "refund", "shipping"]  # the labels of the tiny_model_and_data fixture
+LABELS = ["billing", "refund", "shipping"]  # the labels of the tiny_training fixture
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: tests/_fixtures_training.py
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -61,33 +64,31 @@ def _ok(folder: Path) -> str:
     return "ok.yaml"
 
 
-def _train(tmp_path: Path, model_dir: Path, store: Path, version: str, max_steps: int) -> dict:
-    cfg = {"model": {"name_or_path": str(model_dir), "max_length": 32},
-           "data": {"storage_root": str(store), "versions": [version]},
-           "train": {"output_dir": str(tmp_path / "run"), "max_steps": max_steps, "save_steps": 2,
-                     "per_device_batch_size": 8, "deepspeed": "zero2", "learning_rate": 1e-3}}
-    path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    env = dict(os.environ)
-    # DeepSpeed JIT-builds a small CPU communication op once (~1 min); keep it beside the venv
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.executable).parents[1] / "torch-extensions"))
-    res = subprocess.run([sys.executable, "-m", "llmops.training", "--config", str(path)], capture_output=True,
-                         text=True, env=env, timeout=900)
-    assert res.returncode == 0, res.stderr[-4000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+def _no_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An in-process run describes a one-process world itself; undone after the test."""
+    for key in DIST_ENV:
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
 
 
 @pytest.mark.slow
-def test_deepspeed_zero2_on_cpu_checkpoints_and_resumes(tmp_path, tiny_model_and_data):
+def test_deepspeed_zero2_on_cpu_checkpoints_and_resumes(tmp_path, tiny_training, monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
-    model_dir, store, version = tiny_model_and_data
-    first = _train(tmp_path, model_dir, store, version, max_steps=4)
+    from llmops.training.args import parse_train_config
+    from llmops.training.train import run_training
+
+    model_dir, store, version = tiny_training
+    _no_launcher(monkeypatch)
+    data = _config(tmp_path, model_dir, store, version, max_steps=4, save_steps=2)
+    del data["tracking"]
+    first = run_training(parse_train_config(data))
     assert first["global_step"] == 4 and first["resumed_from"] is None
     result = json.loads((tmp_path / "run" / "train_result.json").read_text())
     assert result["deepspeed"] == 2 and result["splits"]["train"] > 0 and result["labels"] == sorted(LABELS)
     # a retried task with a larger budget continues from the newest checkpoint to the planned step
-    second = _train(tmp_path, model_dir, store, version, max_steps=6)
+    data["train"]["max_steps"] = 6
+    second = run_training(parse_train_config(data))
     assert second["resumed_from"] == "checkpoint-4" and second["global_step"] == 6
     model = AutoModelForSequenceClassification.from_pretrained(second["model_dir"], local_files_only=True)
     assert model.config.id2label == dict(enumerate(sorted(LABELS)))
@@ -104,16 +105,15 @@ def _config(tmp_path: Path, model_dir: Path, store: Path, version: str, **train:
 
 
 @pytest.mark.slow
-def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_model_and_data, monkeypatch):
+def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_training, mlflow_db, monkeypatch):
     from mlflow import MlflowClient
 
     from llmops.training.args import parse_train_config
     from llmops.training.train import run_training
 
-    model_dir, store, version = tiny_model_and_data
-    for key in DIST_ENV:  # the in-process run describes a one-process world; undone after the test
-        monkeypatch.setenv(key, "")
-        monkeypatch.delenv(key)
+    model_dir, store, version = tiny_training
+    _no_launcher(monkeypatch)
+    mlflow_db(tmp_path / "mlflow.db")
     cfg = parse_train_config(_config(tmp_path, model_dir, store, version))
     first = run_training(cfg)
     # a retried task: the training is done, so it only re-publishes, into the same run and version
@@ -146,57 +146,58 @@ def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_model_and_
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_a_retry_resumes_to_the_planned_step(tmp_path, tiny_model_and_data):
+def test_sigterm_saves_a_checkpoint_and_a_retry_resumes_to_the_planned_step(tmp_path, tiny_training, monkeypatch):
+    """SIGTERM (Airflow's kill, a pod eviction): the step ends with a checkpoint, the summary says the run
+    stopped and the exit code is 143; the retry resumes from that checkpoint, not from step 0. Here a real
+    SIGTERM to this process, which trains in-process; the command the launcher runs, stopped by the
+    operator's on_kill, in tests/unit/test_training_operator.py."""
+    import logging
     import signal
-    import threading
 
-    model_dir, store, version = tiny_model_and_data
+    from llmops.training.args import parse_train_config
+    from llmops.training.train import exit_code, run_training
+
+    model_dir, store, version = tiny_training
+    _no_launcher(monkeypatch)
     cfg = _config(tmp_path, model_dir, store, version, max_steps=400, save_steps=1000, logging_steps=1)
     del cfg["tracking"]
-    path = tmp_path / "train.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    env = dict(os.environ)
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.executable).parents[1] / "torch-extensions"))
-    proc = subprocess.Popen([sys.executable, "-m", "llmops.training", "--config", str(path)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen: list[str] = []
-    stepping = threading.Event()
+    unguarded: list[object] = []
 
-    def read() -> None:
-        for line in proc.stderr:
-            seen.append(line)
-            if " step 3/400" in line:
-                stepping.set()
+    class SigtermAtStep3(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("step 3/400"):
+                if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.SIG_IGN, None):
+                    unguarded.append(signal.getsignal(signal.SIGTERM))  # would end the test process
+                else:
+                    os.kill(os.getpid(), signal.SIGTERM)
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 300
-    while not stepping.wait(1) and proc.poll() is None and time.monotonic() < deadline:
-        pass
-    assert stepping.is_set(), "".join(seen[-40:])
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=300)
-    reader.join(10)
-    assert proc.returncode == 143, "".join(seen[-40:])
-    stopped = json.loads(out.strip().splitlines()[-1])
+    progress = logging.getLogger("llmops.training.tracking")
+    handler, level = SigtermAtStep3(), progress.level
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        stopped = run_training(parse_train_config(cfg))
+    finally:
+        progress.removeHandler(handler)
+        progress.setLevel(level)
+    assert not unguarded, "no SIGTERM handler while training"
+    assert signal.getsignal(signal.SIGTERM) is before  # the process's own handler is back
+    assert exit_code(stopped) == 143
     assert stopped["stopped"] and 3 <= stopped["global_step"] < 400
     assert (tmp_path / "run" / f"checkpoint-{stopped['global_step']}" / "trainer_state.json").exists()
-    # the retry continues from that checkpoint (not from step 0) and ends at the planned step
+    # the retry continues from that checkpoint, not from step 0, and ends at the planned step
     cfg["train"]["max_steps"] = stopped["global_step"] + 4
-    path.write_text(yaml.safe_dump(cfg))
-    res = subprocess.run([sys.executable, "-m", "llmops.training", "--config", str(path)], capture_output=True,
-                         text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    done = json.loads(res.stdout.strip().splitlines()[-1])
+    done = run_training(parse_train_config(cfg))
     assert done["resumed_from"] == f"checkpoint-{stopped['global_step']}"
     assert done["global_step"] == stopped["global_step"] + 4
 
 
-def test_a_run_folder_refuses_another_config(tmp_path, tiny_model_and_data):
+def test_a_run_folder_refuses_another_config(tmp_path, tiny_training):
     from llmops.training.args import parse_train_config
     from llmops.training.train import _check_run_folder
 
-    model_dir, store, version = tiny_model_and_data
+    model_dir, store, version = tiny_training
     (tmp_path / "run").mkdir()
     _check_run_folder(tmp_path / "run", parse_train_config(_config(tmp_path, model_dir, store, version)))
     longer = parse_train_config(_config(tmp_path, model_dir, store, version, max_steps=60))
@@ -208,7 +209,7 @@ def test_a_run_folder_refuses_another_config(tmp_path, tiny_model_and_data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-def test_sft_trains_a_causal_lm_to_answer_the_label(tmp_path, tiny_model_and_data, monkeypatch, lora):
+def test_sft_trains_a_causal_lm_to_answer_the_label(tmp_path, tiny_training, mlflow_db, monkeypatch, lora):
     """The sft task: a tiny causal LM learns to answer the label after the prompt (prompt tokens
     masked from the loss); with LoRA the adapters are merged into an ordinary model. Both are
     logged by MLflow as text-generation models and registered."""
@@ -220,10 +221,9 @@ def test_sft_trains_a_causal_lm_to_answer_the_label(tmp_path, tiny_model_and_dat
     from llmops.training.train import run_training
     from tests._tiny_models import build_tiny_causal_lm
 
-    _, store, version = tiny_model_and_data
-    for key in DIST_ENV:
-        monkeypatch.setenv(key, "")
-        monkeypatch.delenv(key)
+    _, store, version = tiny_training
+    _no_launcher(monkeypatch)
+    mlflow_db(tmp_path / "mlflow.db")
     texts = [f"### Message:\nmessage {i}: charged twice invoice money back return parcel late courier\n"
              f"### Intent:\n{lab}" for i, lab in enumerate(LABELS * 10)]
     lm = build_tiny_causal_lm(tmp_path / "tiny-lm", texts)

@@ -267,6 +267,7 @@ def _flags(cmd: list[str]) -> list[str]:
     return [t for t in cmd[1:end] if t.startswith("-")]
 
 
+@pytest.mark.slow
 def test_emitted_flags_exist_in_the_installed_launchers(cli_options):
     ds, tr = cli_options["deepspeed"], cli_options["torchrun"]
     assert {"--hostfile", "--num_gpus", "--num_nodes", "--module"} <= ds  # the parser found the options

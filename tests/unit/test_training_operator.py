@@ -1,8 +1,13 @@
 """DeepSpeedTrainOperator's launcher path: the training log streams into the task log, and a
-killed task (on_kill) makes the training save a checkpoint and stop; the try fails clearly."""
+killed task (on_kill) makes the training save a checkpoint and stop; the try fails clearly.
+
+The training is ``python -m llmops.training``, the launcher's command on a CPU worker: SIGTERM makes it
+print a summary saying it stopped, and exit with 143 (resuming from that checkpoint is tested in
+tests/unit/test_training.py)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -10,17 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
-def test_on_kill_checkpoints_and_the_try_fails_with_a_resumable_error(tmp_path, tiny_model_and_data, monkeypatch):
+def test_on_kill_checkpoints_and_the_try_fails_with_a_resumable_error(tmp_path, tiny_training, monkeypatch):
     from llmops.config import load_config
     from llmops.storage import LocalStore
     from llmops.training.plan import build_train_config
     from llmops.training.runfolder import RunFolder
     from llmops_airflow.operators.training import DeepSpeedTrainOperator
 
-    model_dir, store_root, version = tiny_model_and_data
+    model_dir, _, version = tiny_training
+    store_root = tiny_training.copy_store(tmp_path / "store")  # the run folder goes onto the store
     cfg = load_config(None)
     cand = {"name": "tiny", "model": {"name_or_path": str(model_dir), "max_length": 32},
             "train": {"max_steps": 2000, "save_steps": 5000, "per_device_batch_size": 8, "deepspeed": "zero2"}}
@@ -59,7 +65,11 @@ def test_on_kill_checkpoints_and_the_try_fails_with_a_resumable_error(tmp_path, 
     assert not worker.is_alive()
     (err,) = errors
     assert "stopped by SIGTERM after saving a checkpoint" in str(err)
+    assert op._proc is not None and op._proc.returncode == 143, "\n".join(lines[-30:])
     ckpts = sorted(Path(folder.path).glob("checkpoint-*"))
     assert ckpts and (ckpts[-1] / "trainer_state.json").exists()
     step = int(ckpts[-1].name.split("-")[1])
     assert 3 <= step < 2000
+    # the command's last line, streamed into the task log: it stopped, at the step of that checkpoint
+    stopped = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+    assert stopped["stopped"] and stopped["global_step"] == step and stopped["resumed_from"] is None
