@@ -61,12 +61,15 @@ def llm_drift_nightly() -> None:
         from datetime import date
 
         from llmops.drift.nightly import run_nightly
+        from llmops_airflow.hooks.store import ObjectStoreHook
 
         params = params or {}
         end = context.get("data_interval_end") or context["logical_date"]
         night = date.fromisoformat(params["night"]) if params.get("night") else (end - timedelta(days=1)).date()
         cfg = _config(params["config_path"])
-        summary = run_nightly(cfg, night, airflow_run=f"{context['dag'].dag_id}/{context['run_id']}")
+        # the store through the Airflow connection of storage.conn_id (S3 keys stay in the connection)
+        summary = run_nightly(cfg, night, store=ObjectStoreHook.for_config(cfg).store,
+                              airflow_run=f"{context['dag'].dag_id}/{context['run_id']}")
         versions = summary["window"]["curated_versions"]
         summary["annotate_partition"] = max(versions) if versions else None
         # label where the data moved: the drifted slices of one field (the first that has any)

@@ -98,11 +98,14 @@ def llm_evaluation() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from llmops.evaluation.promotion import apply
+        from llmops_airflow.hooks.store import ObjectStoreHook
 
         if not decision["promote"]:
             reasons = "; ".join(decision.get("reasons") or []) or "already the champion"
             raise AirflowSkipException(f"version {decision['version']} not promoted: {reasons}")
-        return apply(_config((params or {})["config_path"]), decision["version"])
+        cfg = _config((params or {})["config_path"])
+        # the audit trail is on the store, reached through the Airflow connection of storage.conn_id
+        return apply(cfg, decision["version"], store=ObjectStoreHook.for_config(cfg).store)
 
     versions = resolve()
     results = evaluate.expand(version=versions)

@@ -120,3 +120,30 @@ def test_suites_validate_and_name_the_key(tmp_path):
                    "metrics: [bleu]\nprimary: bleu\n")
     with pytest.raises(ConfigError, match="do not apply to task classification"):
         load(str(bad))
+
+
+def test_a_promotion_is_audited_in_the_given_store_also_when_a_retry_finds_the_aliases_moved(tmp_path):
+    """The promote task passes the store it reaches through the Airflow connection; a try that failed
+    after moving the aliases (e.g. the audit write) is retried, and the retry records the promotion,
+    once."""
+    from mlflow import MlflowClient
+
+    from llmops.config import parse_config
+    from llmops.evaluation.promotion import apply
+    from llmops.privacy.audit import read_events
+    from llmops.storage import LocalStore
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = parse_config({"storage": {"root": str(tmp_path / "config-store")},
+                        "training": {"registered_model": "m", "tracking": {"tracking_uri": uri}}})
+    client = MlflowClient(tracking_uri=uri)
+    client.create_registered_model("m")
+    client.create_model_version("m", source=str(tmp_path))
+    store = LocalStore(tmp_path / "task-store")
+    promote(client, "m", "1")  # a first try moved the aliases, then failed before the audit record
+    out = apply(cfg, "1", store=store)
+    assert out["changed"] is False and out["champion"] == "1"
+    assert [e["details"]["version"] for e in read_events(store, event="model_promotion")] == ["1"]
+    apply(cfg, "1", store=store)  # another retry: the record exists, nothing is added
+    assert len(read_events(store, event="model_promotion")) == 1
+    assert not (tmp_path / "config-store").exists()  # only the store the task gave was written

@@ -162,9 +162,11 @@ def _ranking(ranked: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
             for r in ranked]
 
 
-def apply(cfg: PipelineConfig, version: str) -> dict[str, Any]:
+def apply(cfg: PipelineConfig, version: str, *, store: Any = None) -> dict[str, Any]:
     """Move the aliases to ``version`` – unless an erasure flagged it (trained on erased data) – and
-    record a promotion in the audit trail."""
+    record the promotion in the audit trail of ``store`` (default: the config's store, opened with
+    the environment's credentials). The record is keyed by model, version and alias, so a retry
+    whose aliases already moved (an earlier try failed after moving them) still records it, once."""
     from llmops.evaluation.gate import promote
     from llmops.privacy.audit import record_event
     from llmops.stages import open_config_store
@@ -178,8 +180,8 @@ def apply(cfg: PipelineConfig, version: str) -> dict[str, Any]:
         return {"changed": False, "blocked": f"erasure {flagged}", "champion": None}
     out = promote(client, name, version, champion_alias=cfg.evaluation.champion_alias,
                   previous_alias=cfg.evaluation.previous_alias)
-    if out["changed"]:
-        record_event(open_config_store(cfg), "model_promotion",
+    if out["champion"] == str(version):
+        record_event(store if store is not None else open_config_store(cfg), "model_promotion",
                      event_key=f"{name}/{version}/{cfg.evaluation.champion_alias}",
                      details={"model": name, "version": str(version), "alias": cfg.evaluation.champion_alias,
                               "previous": out.get("previous")})
