@@ -97,3 +97,16 @@ def test_run_folder_on_s3_pulls_pushes_and_prunes(tmp_path: Path, s3_client):
     assert second.pull() == 3
     assert (second.path / "checkpoint-10" / "model.safetensors").read_bytes() == b"w" * 10
     assert second.pull() == 0
+    # the training finished there: the final model and results go up, the checkpoints leave the store
+    (second.path / "checkpoint-20").mkdir()
+    (second.path / "checkpoint-20" / "trainer_state.json").write_text("{}")
+    (second.path / "final").mkdir()
+    (second.path / "final" / "model.safetensors").write_bytes(b"final")
+    (second.path / "train_result.json").write_text('{"global_step": 20}')
+    second.push()
+    keys = store.list("training/ds/runs/k")
+    assert not any("/checkpoint-" in k for k in keys), keys
+    assert {"training/ds/runs/k/final/model.safetensors", "training/ds/runs/k/train_result.json"} <= set(keys)
+    # a retry after that pulls what publishing needs, nothing to resume from
+    third = RunFolder(store, "training/ds/runs/k", tmp_path / "worker-3")
+    assert third.pull() == 3 and not list(third.path.glob("checkpoint-*"))

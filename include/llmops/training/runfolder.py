@@ -35,16 +35,21 @@ class RunFolder:
         return n
 
     def push(self) -> int:
-        """Upload complete checkpoints, the final model and results; drop checkpoints pruned locally."""
+        """Upload complete checkpoints, the final model and results; drop checkpoints pruned locally.
+
+        Once the training finished (``train_result.json`` is written), a checkpoint is no longer a
+        resume point – a retry only publishes the final model – so the checkpoints (weights and
+        optimizer states, several times the model's size) are not uploaded and leave the store."""
         if not self.remote:
             return 0
+        finished = (self.path / "train_result.json").is_file()
         have = set(self.store.list(self.prefix))
         n = 0
         for path in sorted(p for p in self.path.rglob("*") if p.is_file()):
             rel = path.relative_to(self.path).as_posix()
             top = rel.split("/", 1)[0]
-            if top.startswith("checkpoint-") and not (self.path / top / "trainer_state.json").exists():
-                continue  # still being written
+            if top.startswith("checkpoint-") and (finished or not (self.path / top / "trainer_state.json").exists()):
+                continue  # still being written, or no longer needed
             key = f"{self.prefix}/{rel}"
             if key not in have or "/" not in rel:
                 self.store.write_bytes(key, path.read_bytes())
@@ -52,6 +57,6 @@ class RunFolder:
         local_ckpts = {p.name for p in self.path.glob("checkpoint-*")}
         for key in have:
             top = key[len(self.prefix):].lstrip("/").split("/", 1)[0]
-            if top.startswith("checkpoint-") and top not in local_ckpts:
+            if top.startswith("checkpoint-") and (finished or top not in local_ckpts):
                 self.store.delete(key)
         return n
