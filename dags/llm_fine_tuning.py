@@ -116,6 +116,8 @@ def llm_fine_tuning() -> None:
         pool=stage.pool,
         pool_slots=max(1, stage.gpus),
         **({"queue": stage.queue} if stage.queue else {}),
+        retries=stage.retries,  # each retry resumes from the newest checkpoint in the store
+        retry_delay=timedelta(seconds=stage.retry_delay_s),
         execution_timeout=timedelta(hours=24),
     ).expand(candidate=plan())
     announce(train.output)

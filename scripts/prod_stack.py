@@ -304,6 +304,7 @@ class ProdStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
             # a task whose worker vanished is failed (and retried) within a minute, not after five
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             # a restarted scheduler adopts the tasks of the one it replaced within half a minute: it
             # looks every 20 s, and a scheduler whose heartbeat is 20 s old counts as gone
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "20",

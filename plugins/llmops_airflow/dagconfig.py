@@ -54,6 +54,8 @@ class TrainingKeys:
     pool: str = "gpu"
     gpus: int = 0
     queue: str | None = None
+    retries: int = 2
+    retry_delay_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class DriftKeys:
 
 @dataclass(frozen=True)
 class DagSettings:
-    """``training.{pool,gpus,queue}``, ``evaluation.{require_approval,approval_timeout_h}``, ``drift.schedule``."""
+    """``training.{pool,gpus,queue,retries,retry_delay_s}``, ``evaluation.{require_approval,approval_timeout_h}``, ``drift.schedule``."""
 
     training: TrainingKeys = TrainingKeys()
     evaluation: EvaluationKeys = EvaluationKeys()
@@ -83,7 +85,9 @@ def _is_int(v: Any) -> bool:
 _CHECKS: dict[str, dict[str, Any]] = {
     "training": {"pool": lambda v: isinstance(v, str),
                  "gpus": lambda v: _is_int(v) and 0 <= v <= 64,
-                 "queue": lambda v: v is None or isinstance(v, str)},
+                 "queue": lambda v: v is None or isinstance(v, str),
+                 "retries": lambda v: _is_int(v) and 0 <= v <= 10,
+                 "retry_delay_s": lambda v: _is_int(v) and 0 <= v <= 86_400},
     "evaluation": {"require_approval": lambda v: isinstance(v, bool),
                    "approval_timeout_h": lambda v: (_is_int(v) or isinstance(v, float)) and v > 0},
     "drift": {"schedule": lambda v: isinstance(v, str)},
@@ -97,7 +101,8 @@ def _from_model(path: Path | None) -> DagSettings:
 
     cfg = load_config(path)
     return DagSettings(
-        training=TrainingKeys(pool=cfg.training.pool, gpus=cfg.training.gpus, queue=cfg.training.queue),
+        training=TrainingKeys(pool=cfg.training.pool, gpus=cfg.training.gpus, queue=cfg.training.queue,
+                              retries=cfg.training.retries, retry_delay_s=cfg.training.retry_delay_s),
         evaluation=EvaluationKeys(require_approval=cfg.evaluation.require_approval,
                                   approval_timeout_h=cfg.evaluation.approval_timeout_h),
         drift=DriftKeys(schedule=cfg.drift.schedule),

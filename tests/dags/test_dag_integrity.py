@@ -73,7 +73,8 @@ def test_parse_is_light_and_fast(path: Path, record_property):
 
 def _keys(settings: object) -> tuple[object, ...]:
     t, e, d = settings.training, settings.evaluation, settings.drift  # type: ignore[attr-defined]
-    return t.pool, t.gpus, t.queue, e.require_approval, e.approval_timeout_h, d.schedule
+    return (t.pool, t.gpus, t.queue, t.retries, t.retry_delay_s, e.require_approval, e.approval_timeout_h,
+            d.schedule)
 
 
 @pytest.mark.parametrize("name", ["pipeline.yaml", "pipeline.production.yaml", "pipeline.kubernetes.yaml",
@@ -95,7 +96,7 @@ def test_parse_time_config_keys_match_the_model(name: str | None, tmp_path: Path
         if name == "gpus-as-text":  # not an int as written: the model coerces it, the light read defers to it
             data["training"]["gpus"] = "2"
         else:
-            data["training"].update(queue="gpu", pool="gpu_nodes", gpus=4)
+            data["training"].update(queue="gpu", pool="gpu_nodes", gpus=4, retries=5, retry_delay_s=600)
             data["evaluation"].update(require_approval=True, approval_timeout_h=12)
             data["drift"]["schedule"] = "30 1 * * *"
         path = tmp_path / "pipeline.yaml"
@@ -111,6 +112,9 @@ def test_parse_time_config_errors_are_the_models(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("training:\n  gpus: 99\n")
     with pytest.raises(ConfigError, match="training.gpus"):
+        dag_settings(str(bad))
+    bad.write_text("training:\n  retry_delay_s: -1\n")
+    with pytest.raises(ConfigError, match="training.retry_delay_s"):
         dag_settings(str(bad))
     with pytest.raises(ConfigError, match="does not exist"):
         dag_settings(str(tmp_path / "missing.yaml"))

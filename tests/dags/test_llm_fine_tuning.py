@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pendulum
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +82,7 @@ def _events(dr, since):
 
 def test_dag_test_registers_exactly_one_version_also_when_retried_then_evaluation_promotes_it(
         airflow_db, dag, labeled, tmp_path, tiny_training):
-    """The chain on the embedded defaults (its 30 steps, ZeRO-2, the `minilm` candidate) with a tiny
+    """The chain on the embedded defaults (its steps, ZeRO-2, the `minilm` candidate) with a tiny
     base model: llm_fine_tuning registers it once (also on a retry); llm_evaluation benchmarks it on
     the golden suite, logs the report to MLflow and makes it the first champion; evaluated again,
     nothing moves. MiniLM itself takes this path in the scheduler end-to-end test (`make demo`'s
@@ -102,7 +103,8 @@ def test_dag_test_registers_exactly_one_version_also_when_retried_then_evaluatio
     run = client.get_run(mv.run_id)
     assert run.info.status == "FINISHED" and run.data.params["model.name_or_path"] == str(tiny_training.model_dir)
     assert run.data.params["deepspeed.zero_optimization.stage"] == "2"
-    assert max(m.step for m in client.get_metric_history(mv.run_id, "train/loss")) == 30
+    shipped = yaml.safe_load((ROOT / "include/config/pipeline.yaml").read_text())["training"]["defaults"]["train"]
+    assert max(m.step for m in client.get_metric_history(mv.run_id, "train/loss")) == shipped["max_steps"]
     (event,) = _events(dr, since)
     assert [(c["candidate"], c["version"], c["run_id"]) for c in event["candidates"]] == [("minilm", "1", mv.run_id)]
     # the run folder is on the object store, keyed by DAG run and task (not by try)

@@ -43,10 +43,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     s = ProdStack(home, extra_dag_folders=[Path(__file__).parent / "dags"], extra_env={
         "LLMOPS_PLANTED": planted["envsecret"], "LLMOPS_PLANTED_FILE": str(home / "hmac.key"),
         "AIRFLOW_CONN_LLMOPS_PLANTED": json.dumps({"conn_type": "generic", "password": planted["connsecret"]})},
-        # 20 items to label; a training of 30 steps with a checkpoint every 10, the one the retry resumes from
+        # 20 items to label; a training of 30 steps with a checkpoint every 10, the one the retry resumes from,
+        # 5 s after the scheduler failed the lost try
         # and the shipped evaluation suite with fewer perturbations and attributions (tests/integration/suites)
         config_overrides={"annotation": {"selection": {"size": 20}},
-                          "training": {"defaults": {"train": {"max_steps": 30, "save_steps": 10}}},
+                          "training": {"defaults": {"train": {"max_steps": 30, "save_steps": 10}},
+                                       "retry_delay_s": 5},  # the worker is back at once
                           "evaluation": {"suites_dir": str(Path(__file__).parent / "suites")}})
     s.planted = planted  # type: ignore[attr-defined]
     s.start(support_api_folder=home / "api")
@@ -84,6 +86,20 @@ def _wait(what: str, fn: Any, timeout: float, s: ProdStack, every: float = 2) ->
         time.sleep(every)
     logs = "\n".join(f"--- {c.name}\n{c.tail(15)}" for c in s.components.values())
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def _print_task_times(s: ProdStack, states: dict[str, dict[str, str]]) -> None:
+    """Where the chain's minutes went (shown with -s or on a failure): each task's tries and seconds."""
+    from datetime import datetime
+
+    tok = s.token()
+    for dag_id, runs in states.items():
+        for run_id in runs:
+            for t in _tis(s, tok, dag_id, run_id):
+                if t.get("start_date") and t.get("end_date"):
+                    secs = (datetime.fromisoformat(t["end_date"]) - datetime.fromisoformat(t["start_date"])).total_seconds()
+                    print(f"e2e task {dag_id}.{t['task_id']}[{t.get('map_index', -1)}] try {t['try_number']}: "
+                          f"{t['state']} {secs:.1f}s (started {t['start_date']})")
 
 
 @pytest.mark.timeout(900)
@@ -144,6 +160,7 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
 
     states = _wait("every run of the chain", chain_done, 600, s, every=3)
     s.state["runs"] = states  # type: ignore[attr-defined]
+    _print_task_times(s, states)
     assert all(v == "success" for d in CHAIN for v in states[d].values()), states
     assert states["llm_data_collection"] == {f"e2e__{day}": "success"}
     assert len(states["llm_fine_tuning"]) == 1 and len(states["llm_evaluation"]) == 1

@@ -62,6 +62,11 @@ class TrainingConfig(_Model):
         default=None, description="Celery queue of the training task (e.g. `gpu`: only workers on GPU nodes "
                                   "listen on it); null = Airflow's default queue.")
     kill_grace_s: int = Field(default=120, ge=0, description="After SIGTERM, time to save a checkpoint.")
+    retries: int = Field(default=2, ge=0, le=10,
+                         description="Airflow retries of the training task; each resumes from the newest checkpoint.")
+    retry_delay_s: int = Field(
+        default=30, ge=0, le=86_400, description="Seconds before the first retry of the training task (doubling "
+                                                 "after that): time for a lost node to be replaced.")
     checkpoint_sync_s: int = Field(
         default=60, ge=5, description="How often finished checkpoints are copied to the object store, where a "
                                       "retry on another worker resumes from them.")
