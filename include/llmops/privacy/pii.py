@@ -8,6 +8,8 @@ Speed comes from doing less, not from skipping Presidio:
 * documents go through ``nlp.pipe`` in batches (optionally in several processes) and the analyzer
   runs on the precomputed NLP artifacts, as Presidio's ``BatchAnalyzerEngine`` does;
 * the phone recognizer only tries the configured regions (it dominates pattern time otherwise);
+* phone and card patterns beyond Presidio's come from :mod:`llmops.privacy.patterns`, which the
+  residual-PII gate reads too;
 * the anonymizer is only called for documents that have findings.
 
 Nothing here downloads: the spaCy pipeline is an installed package or a path, ``blank`` gives a
@@ -128,6 +130,10 @@ def _nlp_engine(model: str) -> Any:
         def _doc_to_nlp_artifact(self, doc: Any, language: str) -> Any:
             artifacts = super()._doc_to_nlp_artifact(doc, language)
             artifacts.lemmas = [tok.lemma_ or tok.lower_ for tok in doc]
+            # the context words ("call", "card", "SSN") are looked up among the keywords, which
+            # Presidio derives from the lemmas when the artifacts are built (empty without a
+            # lemmatizer) and without stop words, and spaCy's English stop words include "call"
+            artifacts.keywords = [tok.lower_ for tok in doc if not (tok.is_punct or tok.is_space)]
             return artifacts
 
     engine = _FastSpacyEngine(
@@ -143,12 +149,12 @@ def _nlp_engine(model: str) -> Any:
 
 def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
     from presidio_analyzer import Pattern, PatternRecognizer, RecognizerRegistry
-    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
-    registry.remove_recognizer("PhoneRecognizer")
-    registry.add_recognizer(PhoneRecognizer(supported_regions=list(cfg.phone_regions)))
+    registry.remove_recognizer("PhoneRecognizer")  # replaced by the possible-number recognizer below
+    for recognizer in _pattern_recognizers(cfg):
+        registry.add_recognizer(recognizer)
     for spec in cfg.custom_recognizers:
         patterns = [Pattern(name=p.name or f"{spec.name}_{i}", regex=p.regex, score=p.score)
                     for i, p in enumerate(spec.patterns)]
@@ -163,6 +169,70 @@ def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
             )
         )
     return registry
+
+
+def _pattern_recognizers(cfg: PIIConfig) -> list[Any]:
+    """The project's phone and card recognizers (:mod:`llmops.privacy.patterns`, shared with the
+    residual-PII gate), beside Presidio's own:
+
+    * possible phone numbers of ``pii.phone_regions`` and of any region with a country code
+      (Presidio's recognizer only takes numbers in assigned ranges: ``675-684-3897`` escapes it);
+    * digit groups after a phone word (``call 9691 2587``): scored below the threshold on their own,
+      lifted above it by Presidio's context enhancer when a phone word stands within five words;
+    * 12–19 digit card numbers that pass the Luhn check, grouped or not (Presidio's recognizer
+      only knows the common brands' lengths).
+    """
+    from presidio_analyzer import (
+        AnalysisExplanation,
+        LocalRecognizer,
+        Pattern,
+        PatternRecognizer,
+        RecognizerResult,
+    )
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    from llmops.privacy import patterns
+
+    regions = list(cfg.phone_regions)
+
+    class PossiblePhoneRecognizer(LocalRecognizer):  # type: ignore[misc]
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            score = PhoneRecognizer.SCORE
+            return [
+                RecognizerResult("PHONE_NUMBER", start, end, score,
+                                 analysis_explanation=AnalysisExplanation(
+                                     self.name, score, textual_explanation="possible phone number"),
+                                 recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
+                for start, end in patterns.phone_spans(text, regions)
+            ]
+
+    class PhoneGroupRecognizer(PatternRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool | None:
+            # None keeps the low pattern score: only a phone word nearby lifts it over the threshold
+            return None if patterns.phone_group_ok(pattern_text) else False
+
+    class CardNumberRecognizer(PatternRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool | None:
+            return patterns.card_number_ok(pattern_text)
+
+    return [
+        PossiblePhoneRecognizer(supported_entities=["PHONE_NUMBER"], name="PossiblePhoneRecognizer",
+                                context=PhoneRecognizer.CONTEXT + patterns.PHONE_CONTEXT),
+        PhoneGroupRecognizer(
+            supported_entity="PHONE_NUMBER", name="PhoneGroupRecognizer",
+            patterns=[Pattern("phone_digit_groups", patterns.PHONE_GROUPS, 0.05)],
+            context=patterns.PHONE_CONTEXT,
+        ),
+        CardNumberRecognizer(
+            supported_entity="CREDIT_CARD", name="CardNumberRecognizer",
+            patterns=[Pattern("card_12_19_digits", patterns.CARD_DIGITS, 0.3)],
+            context=patterns.CARD_CONTEXT,
+        ),
+    ]
 
 
 _WORKER: PIIRedactor | None = None
@@ -190,6 +260,7 @@ class PIIRedactor:
     def __init__(self, cfg: PIIConfig, *, key_resolver: Callable[[str], str] | None = None,
                  capture: Sequence[str] = ()) -> None:
         from presidio_analyzer import AnalyzerEngine
+        from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
         from presidio_anonymizer import AnonymizerEngine
 
         self.cfg = cfg
@@ -213,6 +284,9 @@ class PIIRedactor:
         try:
             self.analyzer = AnalyzerEngine(
                 nlp_engine=self.nlp_engine,
+                # context words count five words before a finding (Presidio's default) and two after
+                # it: signatures label numbers after them ("555 0199 mobile")
+                context_aware_enhancer=LemmaContextAwareEnhancer(context_prefix_count=5, context_suffix_count=2),
                 registry=_registry(cfg, self.nlp_engine),
                 supported_languages=["en"],
                 default_score_threshold=cfg.score_threshold,

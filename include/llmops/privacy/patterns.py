@@ -1,0 +1,173 @@
+"""The pattern side of PII detection, in one place: what the redactor adds to Presidio's own
+recognizers and what the residual-PII gate (``expect_no_residual_pii``) scans for afterwards.
+
+Both read this module, so they cannot drift apart: every written format the redactor redacts has a
+gate pattern that flags it when it is left in text (``tests/unit/test_pii_patterns.py`` plants each
+format and checks both sides). The gate is the wider of the two: it has no checksum and no
+context, so a number the redactor kept on purpose (a card number failing the Luhn check) is
+quarantined by the gate rather than passed on.
+
+Pure ``re`` and ``phonenumbers``: importing this module does not import Presidio or spaCy.
+
+* **Phone numbers**: every *possible* number (right length for its region, not only assigned
+  ranges) of the configured regions, and of any region when written with a country code
+  (``+44 …``, ``0044 …``); plus digit groups of 6–15 digits right after a phone word in English or
+  Spanish (``call``, ``phone``, ``mobile``, ``teléfono``, ``llamar``, ``móvil``, …), which covers the
+  formats of countries that are not configured.
+* **Card numbers**: 12–19 digits, grouped by spaces or dashes or not, passing the Luhn check and
+  starting like a card (2–6); a 12-digit number must also start like a Maestro card.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+__all__ = [
+    "CARD_CONTEXT",
+    "PHONE_CONTEXT",
+    "RESIDUAL_PATTERNS",
+    "card_number_ok",
+    "luhn_ok",
+    "phone_group_ok",
+    "phone_spans",
+    "residual_regexes",
+]
+
+#: words before a number that make it a phone number (matched as substrings of the lower-cased
+#: words in front of it, as Presidio's context enhancer does)
+PHONE_CONTEXT = [
+    "phone", "call", "mobile", "cell", "fax", "whatsapp", "sms",
+    "teléfono", "telefono", "tlf", "tfno", "llam", "llám", "móvil", "movil", "celular",
+]
+#: words before a number that make it a card number
+CARD_CONTEXT = ["card", "visa", "mastercard", "amex", "maestro", "tarjeta", "jcb", "discover", "diners"]
+
+# a digit run or digit groups separated by one space, dot or dash, with an optional (area); the
+# digit count (6-15) is checked by phone_group_ok. A JSON-escaped line break (a literal "\n") may
+# stand right before it.
+PHONE_GROUPS = (r"(?:(?<![\w.+/-])|(?<=\\[nt]))(?:\(\d{1,5}\)[ .-]?)?(?:\d{6,15}|\d{1,8}(?:[ .-]\d{1,8}){1,5})"
+                r"(?![\w-]|[.,]\d)")
+# 12-19 digits, optionally grouped by single spaces or dashes
+CARD_DIGITS = r"(?<![\w.-])\d(?:[ -]?\d){11,18}(?![\w-]|[.,]\d)"
+
+_CONTEXT_GAP = r"[^\d\n]{0,40}?"  # what may stand between a phone word and the number in the gate
+
+
+def _ctx(words: Sequence[str]) -> str:
+    return "(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + ")"
+
+
+#: the residual-PII gate's patterns, by entity: a superset of every written format the redactor
+#: redacts with its patterns (NER entities such as names are not pattern-checked)
+RESIDUAL_PATTERNS: dict[str, list[str]] = {
+    "EMAIL_ADDRESS": [r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"],
+    "CREDIT_CARD": [r"(?<![\w.-])[2-6](?:[ -]?\d){11,18}(?![\w-]|[.,]\d)"],
+    "US_SSN": [r"\b\d{3}[- .]\d{2}[- .]\d{4}\b", r"(?i)\b(?:ssn|social security)\D{0,30}\d{9}\b"],
+    "IBAN_CODE": [r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"],
+    "IP_ADDRESS": [
+        r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+        r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}(?::|(?::?[0-9a-f]{1,4}){1,6})(?![\w:])",
+    ],
+    "PHONE_NUMBER": [
+        # with a country code: +44 20 7946 0958, +1 (397) 266-6191, 0044 20 7946 0958
+        r"(?:\+|\b00)[1-9]\d{0,2}[ .-]?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{1,5}){1,5}\b",
+        # North American: (788) 394-1929, 675-684-3897, 675.684.3897
+        r"(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b",
+        # unbroken national numbers of 9-11 digits (ES 612345678, US 6756843897, GB 07700900123)
+        r"(?<![\w.,-])\d{9,11}(?![\w-]|[.,]\d)",
+        # grouped national numbers of 9+ digits: 612 34 56 78, 020 7946 0958, 0340-8785417
+        r"(?<![\w.,+/-])(?=(?:[ .-]?\(?\d\)?){9})(?:\(\d{1,5}\)[ .-]?)?\d{1,8}(?:[ .-]\d{1,8}){1,5}(?![\w-]|[.,]\d)",
+        # digit groups after a phone word: call 9691 2587, teléfono 52-64-13-94 ...
+        "(?i)" + _ctx(PHONE_CONTEXT) + _CONTEXT_GAP + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS,
+        # ... or before a phone word (a signature's label): 9691 2587 (mobile)
+        "(?i)" + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS + r"[^\d\n]{0,20}?" + _ctx(PHONE_CONTEXT),
+    ],
+}
+
+
+def residual_regexes(entities: Sequence[str] | None = None) -> list[str]:
+    """The gate's regex list (all entities, or those of ``entities`` that have patterns)."""
+    keep = set(entities) if entities is not None else set(RESIDUAL_PATTERNS)
+    return [rx for entity, rxs in RESIDUAL_PATTERNS.items() if entity in keep for rx in rxs]
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+# Maestro (50, 56-69) is the brand with 12-digit numbers
+_MAESTRO_12 = re.compile(r"^(?:50|5[6-9]|6\d)")
+
+
+def card_number_ok(text: str) -> bool:
+    """A 12–19 digit card number: starts like a card (2–6), passes Luhn, 12 digits only for Maestro."""
+    digits = re.sub(r"\D", "", text)
+    if not 12 <= len(digits) <= 19 or digits[0] not in "23456" or not luhn_ok(digits):
+        return False
+    return len(digits) > 12 or bool(_MAESTRO_12.match(digits))
+
+
+def phone_group_ok(text: str) -> bool:
+    """Digit groups (after a phone word) that can be a phone number: 6–15 digits, not a date."""
+    digits = re.sub(r"\D", "", text)
+    if not 6 <= len(digits) <= 15:
+        return False
+    return not _DATE.fullmatch(text.strip())
+
+
+# dates (also 20261204) and year ranges (2019-2020) are not phone numbers, even where they are
+# valid ones
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}|(?:19|20)\d\d ?[-/] ?(?:19|20)\d\d"
+                   r"|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+
+
+_AMOUNT = re.compile(r"\d{1,3}(?:[.,]\d{3})+(?:[.,]\d{1,2})?|\d+[.,]\d{1,2}")
+
+
+_WORD_BEFORE = re.compile(r"(?:[^\W\d_][-_#/]?|[$€£¥%] ?)$")
+
+
+def _inside_a_word(text: str, start: int, end: int) -> bool:
+    """A number glued to letters (``ORD-243700``, ``A1234567B``) or to a currency or percent sign is
+    an identifier or an amount: libphonenumber checks this itself only from its VALID leniency on."""
+    after = text[end : end + 1]
+    return bool(_WORD_BEFORE.search(text[max(0, start - 2) : start])) or (after != "" and (after.isalpha() or after in "%€$£¥"))
+
+
+def phone_spans(text: str, regions: Sequence[str]) -> Iterator[tuple[int, int]]:
+    """(start, end) of the phone numbers of ``regions`` in ``text``: every number in an assigned
+    range (what Presidio takes), and also every *possible* one (right length, range not assigned,
+    e.g. ``675-684-3897``) that is written with a country code, or in groups with at least 9
+    digits (an unbroken run that is not an assigned number is as likely an order number). Dates
+    and amounts are never phone numbers."""
+    import phonenumbers
+    from phonenumbers import (
+        PhoneNumberMatcher,
+        ValidationResult,
+        is_possible_number_with_reason,
+        is_valid_number,
+    )
+
+    seen: set[tuple[int, int]] = set()
+    for region in regions:
+        for match in PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+            span = (match.start, match.end)
+            raw = match.raw_string
+            if span in seen or _DATE.fullmatch(raw) or _AMOUNT.fullmatch(raw) or _inside_a_word(text, *span):
+                continue
+            number = match.number
+            ok = is_valid_number(number)
+            if not ok and is_possible_number_with_reason(number) == ValidationResult.IS_POSSIBLE:
+                with_code = raw.lstrip("(").startswith(("+", "00"))
+                grouped = not raw.isdigit()  # an unbroken digit run is as likely an order number
+                ok = with_code or (grouped and sum(ch.isdigit() for ch in raw) >= 9)
+            if ok:
+                seen.add(span)
+                yield span
