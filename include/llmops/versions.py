@@ -58,6 +58,9 @@ class Counts:
     quarantined: Counter[str] = field(default_factory=Counter)
     pii: Counter[str] = field(default_factory=Counter)  # entity type -> occurrences redacted
     pii_records: int = 0
+    #: detected language -> records redacted without a NER pipeline trained for that language
+    #: (patterns, and names only where every word is capitalised)
+    pii_without_ner: Counter[str] = field(default_factory=Counter)
 
     def check(self) -> None:
         total = self.kept + sum(self.duplicates.values()) + sum(self.filtered.values())
@@ -364,7 +367,9 @@ class VersionWriter:
             "files": files,
             "quarantine_files": quarantine,
             "counts": counts,
-            "pii": {"entities": dict(sorted(self.counts.pii.items())), "records": self.counts.pii_records},
+            "pii": {"entities": dict(sorted(self.counts.pii.items())), "records": self.counts.pii_records,
+                    **({"without_ner": dict(sorted(self.counts.pii_without_ner.items()))}
+                       if self.counts.pii_without_ner else {})},
             "validations": self.validations,
             **self.extra,
         }

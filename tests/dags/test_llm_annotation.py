@@ -32,6 +32,8 @@ def curated(sample_dir: Path, tmp_path: Path, monkeypatch):
     data["storage"] = {"root": str(tmp_path / "store")}
     data["annotation"]["selection"]["size"] = 30
     data["annotation"]["wait"]["poll_interval_s"] = 1
+    # 3 of 5 workers per HIT: the two spammers answer in most HITs whatever the selected items are
+    data["annotation"]["local"].update(workers=5, spammers=2)
     cfg_path = tmp_path / "pipeline.yaml"
     cfg_path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("LLMOPS_HOME", str(sample_dir))

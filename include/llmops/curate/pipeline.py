@@ -116,6 +116,8 @@ class Curator:
                 rec.text = res.text
                 rec.pii = sorted(res.entities)
                 writer.counts.pii.update(res.entities)
+                if not self.redactor.has_ner(rec.lang):
+                    writer.counts.pii_without_ner[rec.lang or "unknown"] += 1
                 if self.subjects is not None:
                     self.index_rows.extend((k, rec.id, "data") for k in self.subjects.for_record(res.found, rec.meta))
         elif self.subjects is not None:

@@ -101,11 +101,11 @@ def pii_leak_probe(
     cfg = getattr(redactor, "cfg", None)
     allow = [re.compile(re.escape(term), re.IGNORECASE) for term in getattr(cfg, "allow_list", None) or []]
     mask_char = getattr(cfg, "mask_char", "*")
-    ner_langs = set(getattr(cfg, "ner_languages", None) or ["en"])
+    ner_langs = getattr(redactor, "ner_langs", None) or set(getattr(cfg, "ner_languages", None) or ["en"])
 
     counts: Counter[str] = Counter()
     hits: list[int] = []
-    analyzed = redactor.analyze_batch(texts) if texts else []
+    analyzed = redactor.analyze_batch(texts, lang_list) if texts else []
     for i, (text, lang, findings) in enumerate(zip(texts, lang_list, analyzed, strict=True)):
         leaks = _leaks(text, list(findings), wanted=wanted, threshold=score_threshold, allow=allow,
                        mask_char=mask_char, foreign=lang is not None and lang not in ner_langs)

@@ -138,7 +138,10 @@ def _inside_a_word(text: str, start: int, end: int) -> bool:
     """A number glued to letters (``ORD-243700``, ``A1234567B``) or to a currency or percent sign is
     an identifier or an amount: libphonenumber checks this itself only from its VALID leniency on."""
     after = text[end : end + 1]
-    return bool(_WORD_BEFORE.search(text[max(0, start - 2) : start])) or (after != "" and (after.isalpha() or after in "%€$£¥"))
+    before = text[max(0, start - 2) : start]
+    if before in ("\\n", "\\t"):  # a JSON-escaped line break or tab is a separator
+        return False
+    return bool(_WORD_BEFORE.search(before)) or (after != "" and (after.isalpha() or after in "%€$£¥"))
 
 
 def phone_spans(text: str, regions: Sequence[str]) -> Iterator[tuple[int, int]]:
@@ -171,3 +174,28 @@ def phone_spans(text: str, regions: Sequence[str]) -> Iterator[tuple[int, int]]:
             if ok:
                 seen.add(span)
                 yield span
+
+
+# -- names after the words that introduce them ----------------------------------------------------
+# Written for the `regex` module (Presidio's): a variable-length look-behind and Unicode classes.
+_CAP = r"\p{Lu}[\p{L}'’]*(?:-\p{Lu}[\p{L}'’]*)?"
+_PARTICLE = r"(?:de|del|de la|de los|de las|la|y|i|van|von|der|da|di|du|le|bin|al)"
+_NOT_A_NAME = (r"(?!(?:The|A|An|Our|My|Your|His|Her|Their|This|That|El|La|Los|Las|Un|Una|Mi|Su|Sus|Tu|"
+               r"Nuestro|Nuestra|Support|Soporte|Team|Equipo|Customer|Cliente|Service|Servicio|Sir|Madam|"
+               r"Señor|Señora|All|Todos)\b)")
+#: words that introduce a name, English then Spanish: introductions, "under the name of", form
+#: labels, greetings, sign-offs and honorifics
+NAME_LEADS = [
+    "my name is", "my name's", "this is", "i am", "i'm", "under the name of", "under the name",
+    "in the name of", "name:", "full name:", "last name:", "last name is", "first name:", "surname:",
+    "hi", "hello", "dear", "regards,", "best regards,", "kind regards,", "sincerely,", "thanks,",
+    "thank you,", "cheers,", "best,", "signed,", "mr.", "mrs.", "ms.", "dr.", "mr", "mrs", "ms",
+    "me llamo", "mi nombre es", "soy", "a nombre de", "de parte de", "nombre:", "apellido:",
+    "apellidos:", "hola", "estimado", "estimada", "querido", "querida", "atentamente,", "saludos,",
+    "un saludo,", "gracias,", "muchas gracias,", "cordialmente,", "sr.", "sra.", "srta.", "don", "doña",
+]
+#: one to four capitalised words (with particles: "María del Carmen", "van Dijk") after a lead
+NAME_AFTER_LEAD = (
+    r"(?<=(?:^|[^\p{L}])(?i:" + "|".join(sorted((re.escape(w) for w in NAME_LEADS), key=len, reverse=True))
+    + r")[ \t]*[,:]?\s+)" + _NOT_A_NAME + _CAP + r"(?:[ \t]+(?:" + _PARTICLE + r"[ \t]+)?" + _NOT_A_NAME + _CAP + r"){0,3}"
+)

