@@ -8,6 +8,7 @@
     llmops audit [--event erasure] [--since 2026-11-01] [--json]            (the audit trail)
     llmops pia [--format md|html] [--out FILE]                              (privacy impact assessment)
     llmops retention [--today 2026-11-28]                                   (apply privacy.retention)
+    llmops pii-eval --labeled FILE [--json]          (redaction measured on a labelled sample; exit 1 below minimums)
 
 Exit status: 0 on success, 2 for a usage or configuration problem, 1 when the job could not be
 done. Errors are one line on stderr (``llmops: error: ...``), never a traceback; ``--debug``
@@ -271,6 +272,48 @@ def cmd_pia(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pii_eval(args: argparse.Namespace) -> int:
+    from llmops.config import config_hash
+    from llmops.privacy.pii_eval import check_minimums, evaluate, load_labeled, record
+    from llmops.stages import make_redactor
+
+    cfg = _load(args.config)
+    try:
+        samples, digest = load_labeled(args.labeled)
+    except ValueError as exc:
+        raise CLIError(str(exc), code=2) from None
+    redactor = make_redactor(cfg)
+    if redactor is None:
+        raise CLIError("curation.pii.enabled is false: there is no redactor to evaluate", code=2)
+    try:
+        result = evaluate(redactor, samples)
+    finally:
+        redactor.close()
+    pii = cfg.curation.pii
+    failures = check_minimums(result, pii)
+    entry = result
+    if not args.no_record:
+        entry = record(_store(cfg), result, labeled_file=args.labeled, sha256=digest, cfg_hash=config_hash(cfg),
+                       failures=failures)
+    if args.json:
+        print(json.dumps({**entry, "passed": not failures, "failures": failures}, indent=2, sort_keys=True))
+    else:
+        print(f"PII redaction on {result['records']} records, {result['spans']} labelled spans ({args.labeled})")
+        print(f"  {'entity':<16} {'labelled':>8} {'recall':>7} {'found':>6} {'precision':>9} {'F2':>6}  minimums")
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        for entity, m in result["entities"].items():
+            floors = [f"{k} {t.get(entity, t.get('*'))}" for k, t in (("recall", pii.min_recall),
+                                                                       ("precision", pii.min_precision))
+                      if t.get(entity, t.get("*")) is not None]
+            note = "" if m["configured"] else "  (not configured: curation.pii.entities)"
+            print(f"  {entity:<16} {m['labelled']:>8} {fmt(m['recall']):>7} {m['found']:>6} "
+                  f"{fmt(m['precision']):>9} {fmt(m['f2']):>6}  {', '.join(floors) or '-'}{note}")
+        for line in failures:
+            print(f"  BELOW MINIMUM: {line}")
+        print("passed" if not failures else f"failed: {len(failures)} figure(s) below the configured minimums")
+    return 0 if not failures else 1
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     from llmops.privacy.retention import enforce_retention
 
@@ -355,6 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write the report here (default: stdout)")
     p.add_argument("--config", metavar="FILE")
     p.set_defaults(func=cmd_pia)
+
+    p = sub.add_parser("pii-eval", help="precision, recall and F2 of the configured redactor on a labelled sample "
+                       "(exit 1 below pii.min_recall / pii.min_precision)")
+    p.add_argument("--labeled", required=True, metavar="FILE",
+                   help="JSONL: {text, spans: [{start, end, entity}], lang?} per line")
+    p.add_argument("--config", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--no-record", action="store_true",
+                   help="do not keep the figures in the store (llmops pia shows the latest kept)")
+    p.set_defaults(func=cmd_pii_eval)
 
     p = sub.add_parser("retention", help="apply privacy.retention (what llm_privacy_retention runs daily)")
     p.add_argument("--today", metavar="DATE", help="the date ages count to (default: today, UTC)")

@@ -297,6 +297,24 @@ class PIIConfig(_Model):
     custom_recognizers: list[CustomRecognizer] = Field(default_factory=list)
     batch_size: int = Field(default=256, ge=1)
     n_process: int = Field(default=1, ge=1, le=64)
+    min_recall: dict[str, float] = Field(
+        default_factory=lambda: {"EMAIL_ADDRESS": 0.99, "IBAN_CODE": 0.99, "IP_ADDRESS": 0.99, "US_SSN": 0.99,
+                                 "CREDIT_CARD": 0.99, "PHONE_NUMBER": 0.97, "PERSON": 0.92},
+        description="`llmops pii-eval` exits 1 when an entity's recall on the labelled sample is below "
+        "this (entity -> 0..1; `*`: every entity).",
+    )
+    min_precision: dict[str, float] = Field(
+        default_factory=lambda: {"*": 0.85},
+        description="`llmops pii-eval` exits 1 when an entity's precision is below this (`*`: every entity).",
+    )
+
+    @field_validator("min_recall", "min_precision")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for entity, floor in value.items():
+            if not 0 <= floor <= 1:
+                raise ValueError(f"{entity}: {floor} is not between 0 and 1")
+        return value
 
     @field_validator("ner_models")
     @classmethod

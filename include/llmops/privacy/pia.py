@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmops.privacy.audit import EVENTS, read_events
+from llmops.privacy.pii_eval import read_latest
 from llmops.versions import latest_versions, read_manifest
 
 __all__ = ["build_report", "render_html", "render_markdown"]
@@ -58,6 +59,21 @@ def _location(uri: str) -> str:
     return "local disk of the Airflow workers"
 
 
+def _measured_status(m: dict[str, Any] | None) -> str:
+    if m is None:
+        return "not measured"
+    return ("passed" if m.get("passed") else "BELOW MINIMUMS") + f" ({m['at'][:10]})"
+
+
+def _measured_detail(m: dict[str, Any] | None) -> str:
+    if m is None:
+        return "run llmops pii-eval --labeled FILE on a labelled sample of this data"
+    parts = [f"{e} recall {v['recall']:.2f}" + (f" precision {v['precision']:.2f}" if v["precision"] is not None else "")
+             for e, v in sorted(m["entities"].items()) if v["recall"] is not None]
+    return (f"{m['records']} records, {m['spans']} spans of {m['labeled']['file']} "
+            f"(sha256 {m['labeled']['sha256'][:12]}): " + "; ".join(parts))
+
+
 def build_report(cfg: Any, *, store: Any, now: datetime | None = None) -> dict[str, Any]:
     """The report as data: ``{"title", "generated_at", "numbers", "sections"}``."""
     from llmops.config import config_hash
@@ -70,6 +86,7 @@ def build_report(cfg: Any, *, store: Any, now: datetime | None = None) -> dict[s
     events = Counter(e["event"] for e in read_events(store))
     erasures = _erasures(store)
     audit_counts = {e: events.get(e, 0) for e in EVENTS}
+    measured = read_latest(store)
     numbers: dict[str, Any] = {"stages": stages, "audit_events": audit_counts, "erasures": erasures}
     sections: list[Section] = []
 
@@ -134,6 +151,7 @@ def build_report(cfg: Any, *, store: Any, now: datetime | None = None) -> dict[s
         ["Pseudonymisation", "keyed HMAC-SHA256" if pii.pseudonym_key or sic.key else "off",
          "key by reference only (" + ", ".join(sorted({(ref or '').split(':')[0] + ':' for ref in
                                                        (pii.pseudonym_key, sic.key) if ref})) + ")"],
+        ["Redaction measured (llmops pii-eval)", _measured_status(measured), _measured_detail(measured)],
         ["Second PII scan before export", a.pii_rescan, "items still showing PII are not sent"],
         ["Subject index", "on" if sic.enabled else "off",
          "subject keys (HMAC) of " + ", ".join(sic.entities + [f"field {f}" for f in sic.fields])],
@@ -148,6 +166,10 @@ def build_report(cfg: Any, *, store: Any, now: datetime | None = None) -> dict[s
     risks = []
     if not pii.enabled:
         risks.append("PII redaction is off: curated data and exports hold personal data.")
+    if pii.enabled and measured is None:
+        risks.append("Redaction was never measured on a labelled sample of this data (llmops pii-eval).")
+    elif measured is not None and not measured.get("passed"):
+        risks.append("Redaction measured below its minimums: " + "; ".join(measured.get("failures", [])) + ".")
     if pii.spacy_model == "blank":
         risks.append("No NER model: names and places are not detected.")
     if stages["raw"]["versions"] and not ret.raw_days:

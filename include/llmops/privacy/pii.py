@@ -497,14 +497,22 @@ class PIIRedactor:
             kept.append(f)
         return kept
 
-    def _redact_local(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[PIIResult]:
-        results = []
-        langs = langs if langs is not None else [None] * len(texts)
+    def findings_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[Any]]:
+        """The findings redaction acts on, per text: :meth:`analyze_batch`'s with the allow list
+        and the rule for languages without a NER pipeline applied (what ``llmops pii-eval`` scores)."""
+        langs = list(langs) if langs is not None else [None] * len(texts)
+        out = []
         for text, lang, findings in zip(texts, langs, self.analyze_batch(texts, langs), strict=True):
             if findings and self._allow:
                 findings = self._drop_allowed(text, findings)
             if findings and not self.has_ner(lang):
                 findings = self._foreign_ner_guard(text, findings)
+            out.append(findings)
+        return out
+
+    def _redact_local(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[PIIResult]:
+        results = []
+        for text, findings in zip(texts, self.findings_batch(texts, langs), strict=True):
             if not findings:
                 results.append(PIIResult(text, Counter()))
                 continue
