@@ -28,7 +28,7 @@ def run(script: str, *args: str) -> dict:
 
 
 def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: dict | None = None,
-           infer: dict | None = None, drift: dict | None = None) -> str:
+           infer: dict | None = None, drift: dict | None = None, pii: dict | None = None) -> str:
     d = cur["docs_per_s"]
     r = cur["ratios"]
     lines = [
@@ -113,7 +113,49 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: di
             f"{b['embed_docs_per_s']:,.0f} docs/s in the same run; embeddings alone): the sampled night is "
             f"**{drift['ratio_baseline_vs_nightly']:.1f}x** cheaper.",
         ]
+    if pii:
+        lines += ["", *_pii_table(pii)]
     return "\n".join(lines)
+
+
+PII_ENTITIES = ["PERSON", "PHONE_NUMBER", "CREDIT_CARD", "EMAIL_ADDRESS", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
+
+
+def _pii_table(pii: dict) -> list[str]:
+    """Recall / precision per entity: Presidio's default analyzer against the project's redactor."""
+    v = pii["versions"]
+    fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    lines = [
+        f"PII (`benchmarks/bench_pii.py`, seed {pii['seed']}): recall / precision per entity of Presidio's default "
+        f"`AnalyzerEngine` (presidio-analyzer {v['presidio-analyzer']}, same `{pii['spacy_model']}` pipeline) and of "
+        f"the project's redactor (`include/config/pipeline.yaml`, NER pipelines {pii['ner_models']} besides English), on "
+        f"(i) presidio-evaluator {v['presidio-evaluator']}'s sentence generator ({pii['records']['presidio_evaluator']:,} "
+        f"en_US sentences) and (ii) the project's multilingual set ({pii['records']['own_multilingual']:,} support "
+        f"messages, half English, half Spanish, values from Faker {v['faker']} in many locales). A labelled span "
+        "counts as removed only when all its letters and digits are.",
+        "",
+        "| entity | (i) Presidio default | (i) llmops | (ii) Presidio default | (ii) llmops |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    res = pii["results"]
+    for e in PII_ENTITIES:
+        cells = []
+        for s in ("presidio_evaluator", "own_multilingual"):
+            for a in ("presidio_default", "llmops"):
+                m = res[s][a]["entities"].get(e)
+                cells.append("–" if m is None else f"{fmt(m['recall'])} / {fmt(m['precision'])}")
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    by = res["own_multilingual"].get("by_language", {})
+    if by:
+        parts = [f"{lang}: PERSON {fmt(x['llmops']['PERSON']['recall'])} (default {fmt(x['presidio_default']['PERSON']['recall'])}), "
+                 f"phone {fmt(x['llmops']['PHONE_NUMBER']['recall'])}" for lang, x in sorted(by.items())]
+        lines += ["", "Recall on (ii) by language, llmops: " + "; ".join(parts) + "."]
+    lines += ["", "Analysis speed on the same texts (docs/s): "
+              + "; ".join(f"({k}) Presidio default {res[s]['presidio_default']['docs_per_s']}, llmops "
+                          f"{res[s]['llmops']['docs_per_s']}" for k, s in (("i", "presidio_evaluator"),
+                                                                             ("ii", "own_multilingual")))
+              + " (Presidio's loop per document; the redactor runs spaCy over batches)."]
+    return lines
 
 
 def _parse_table(parse: dict) -> list[str]:
@@ -141,9 +183,11 @@ def main() -> int:
         loaded = [json.loads((RES / f"{name}.json").read_text())
                   for name in ("curation", "dedup", "parse", "memory", "gate")]
         train_path, infer_path, drift_path = RES / "training.json", RES / "inference.json", RES / "drift.json"
+        pii_path = RES / "pii.json"
         text = render(*loaded, train=json.loads(train_path.read_text()) if train_path.exists() else None,
                       infer=json.loads(infer_path.read_text()) if infer_path.exists() else None,
-                      drift=json.loads(drift_path.read_text()) if drift_path.exists() else None)
+                      drift=json.loads(drift_path.read_text()) if drift_path.exists() else None,
+                      pii=json.loads(pii_path.read_text()) if pii_path.exists() else None)
         _write(text, readme=True)
         print(text)
         return 0
@@ -155,7 +199,8 @@ def main() -> int:
     train = run("bench_training.py", "--steps", "8" if q else "30")
     infer = run("bench_inference.py", "--n", "64" if q else "240", "--repeat", "1" if q else "3")
     drift = run("bench_drift.py", "--docs", "20000" if q else "100000", "--chunk", "500" if q else "2000")
-    text = render(cur, dedup, parse, mem, gate, train, infer, drift)
+    pii = run("bench_pii.py", "--evaluator", "300" if q else "3000", "--own", "200" if q else "1200")
+    text = render(cur, dedup, parse, mem, gate, train, infer, drift, pii)
     _write(text, readme=not q)
     print(text)
     return 0

@@ -89,6 +89,12 @@ def test_greetings_and_teams_are_not_names(redactor, text: str, lang: str):
     assert "PERSON" not in res.entities, res.text
 
 
+def test_a_title_goes_with_the_name(redactor):
+    for text, lang in (("Please ask Dr. Thomas Ford about it.", "en"), ("Hablé con la Sra. Lucía Mendoza ayer.", "es")):
+        res = redactor.redact(text, lang)
+        assert "Dr." not in res.text and "Sra." not in res.text and res.entities["PERSON"] == 1, res.text
+
+
 def test_greetings_are_cut_off_names(redactor):
     res = redactor.redact("Hola Jacinto, gracias por la ayuda.", "es")
     assert res.text.startswith("Hola <PERSON>"), res.text

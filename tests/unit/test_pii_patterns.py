@@ -26,7 +26,7 @@ def _luhn_complete(prefix: str, length: int) -> str:
 
 # brand prefixes and every length they issue (Maestro 12-19, JCB 15-16, Visa 13/16/19, ...)
 CARD_BRANDS = {
-    "maestro": ("6759", [12, 13, 15, 16, 19]), "visa": ("4", [13, 16, 19]), "mastercard": ("51", [16]),
+    "maestro": ("6759", [12, 13, 15, 16, 19]), "maestro-0604": ("0604", [12, 16]), "visa": ("4", [13, 16, 19]), "mastercard": ("51", [16]),
     "mastercard-2": ("2221", [16]), "amex": ("37", [15]), "diners": ("36", [14]), "jcb": ("3528", [15, 16]),
     "discover": ("6011", [16, 19]), "unionpay": ("62", [16, 17, 18, 19]),
 }
@@ -139,6 +139,8 @@ class TestRedactorAndGateAgree:
         sentences = [f"You can call me at {v} after five." for v in values]
         sentences += [f"Mi teléfono es {v}, gracias." for v in AFTER_A_PHONE_WORD]
         sentences += [f"My mobile: {v}" for v in AFTER_A_PHONE_WORD]
+        sentences += [f"She is locked out, her number is {v}." for v in AFTER_A_PHONE_WORD]
+        sentences += [f"No puede entrar, su número es {v}." for v in AFTER_A_PHONE_WORD]
         sentences += [f"Jane Roe\\nPhone:\\n{v}\\nE-mail: on request" for v in AFTER_A_PHONE_WORD]  # JSON-escaped
         sentences += [f"Office: none, {v} (mobile)" for v in AFTER_A_PHONE_WORD]  # the label after it
         self._check(redactor, [(s, re.search(r"[+(]?\d[\d ().-]*\d", s).group(0)) for s in sentences])
@@ -152,6 +154,10 @@ class TestRedactorAndGateAgree:
                   "DE89 3704 0044 0532 0130 00", "ES91 2100 0418 4502 0005 1332", "203.0.113.9",
                   "2001:0db8:85a3:0000:0000:8a2e:0370:7334", "2001:db8::8a2e:370:7334"]
         self._check(redactor, [(f"Details: {v} (see above)", v) for v in values])
+        # followed by a lower-case word (Presidio's own IBAN recognizer took "plea" as a last group)
+        ibans = ["ES2018231024734829956946", "GB82 WEST 1234 5698 7654 32", "DE89370400440532013000"]
+        self._check(redactor, [(f"Refund it to {v} please", v) for v in ibans])
+        assert patterns.iban_ok("GB82 WEST 1234 5698 7654 32") and not patterns.iban_ok("GB82 WEST 1234 5698 7654 33")
 
     def test_numbers_that_are_not_personal_data_are_kept(self, redactor):
         for text, result in zip(NOT_PII, redactor.redact_batch(NOT_PII), strict=True):
@@ -163,6 +169,8 @@ class TestRedactorAndGateAgree:
         assert {f.entity_type for f in found[0]} >= {"US_SSN"}
         assert [f.entity_type for f in found[1]] == ["PHONE_NUMBER"]
         assert not redactor.analyze_batch(["Order 9691 2587 arrived"])[0]
+        assert redactor.analyze_batch(["My order number is 96912587.", "El número de pedido es 96912587."],
+                                      ["en", "es"]) == [[], []]
 
     def test_the_gate_quarantines_each_planted_row(self, redactor):
         from llmops.quality.gate import run_gate

@@ -15,7 +15,7 @@ Pure ``re`` and ``phonenumbers``: importing this module does not import Presidio
   Spanish (``call``, ``phone``, ``mobile``, ``teléfono``, ``llamar``, ``móvil``, …), which covers the
   formats of countries that are not configured.
 * **Card numbers**: 12–19 digits, grouped by spaces or dashes or not, passing the Luhn check and
-  starting like a card (2–6); a 12-digit number must also start like a Maestro card.
+  starting like a card (2–6, or Maestro's 0604); a 12-digit number must also start like a Maestro card.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = [
 #: words before a number that make it a phone number (matched as substrings of the lower-cased
 #: words in front of it, as Presidio's context enhancer does)
 PHONE_CONTEXT = [
-    "phone", "call", "mobile", "cell", "fax", "whatsapp", "sms",
+    "phone", "call", "mobile", "cell", "fax", "whatsapp", "sms", "reach", "contact",
     "teléfono", "telefono", "tlf", "tfno", "llam", "llám", "móvil", "movil", "celular",
 ]
 #: words before a number that make it a card number
@@ -46,10 +46,18 @@ CARD_CONTEXT = ["card", "visa", "mastercard", "amex", "maestro", "tarjeta", "jcb
 # a digit run or digit groups separated by one space, dot or dash, with an optional (area); the
 # digit count (6-15) is checked by phone_group_ok. A JSON-escaped line break (a literal "\n") may
 # stand right before it.
-PHONE_GROUPS = (r"(?:(?<![\w.+/-])|(?<=\\[nt]))(?:\(\d{1,5}\)[ .-]?)?(?:\d{6,15}|\d{1,8}(?:[ .-]\d{1,8}){1,5})"
+PHONE_GROUPS = (r"(?:(?<![\w.+/$€£¥-])|(?<=\\[nt]))(?:\(\d{1,5}\)[ .-]?)?(?:\d{6,15}|\d{1,8}(?:[ .-]\d{1,8}){1,5})"
                 r"(?![\w-]|[.,]\d)")
 # 12-19 digits, optionally grouped by single spaces or dashes
 CARD_DIGITS = r"(?<![\w.-])\d(?:[ -]?\d){11,18}(?![\w-]|[.,]\d)"
+
+#: an IBAN as written: country, check digits, then groups of four (upper case; spaces optional)
+IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"
+
+
+#: "my number is", "su número es": a number somebody owns is a phone number, unlike "order number"
+OWN_NUMBER = (r"\b(?:my|her|his|your|their|our|mi|su|tu|nuestro)[ \t]+(?:(?:phone|mobile|cell|contact)[ \t]+)?"
+              r"(?:number|n[úu]mero)(?:[ \t]+(?:is|es))?[ \t]*:?[ \t]*")
 
 _CONTEXT_GAP = r"[^\d\n]{0,40}?"  # what may stand between a phone word and the number in the gate
 
@@ -62,9 +70,9 @@ def _ctx(words: Sequence[str]) -> str:
 #: redacts with its patterns (NER entities such as names are not pattern-checked)
 RESIDUAL_PATTERNS: dict[str, list[str]] = {
     "EMAIL_ADDRESS": [r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"],
-    "CREDIT_CARD": [r"(?<![\w.-])[2-6](?:[ -]?\d){11,18}(?![\w-]|[.,]\d)"],
+    "CREDIT_CARD": [r"(?<![\w.-])(?:[2-6](?:[ -]?\d){11,18}|0[ -]?6[ -]?0[ -]?4(?:[ -]?\d){8,15})(?![\w-]|[.,]\d)"],
     "US_SSN": [r"\b\d{3}[- .]\d{2}[- .]\d{4}\b", r"(?i)\b(?:ssn|social security)\D{0,30}\d{9}\b"],
-    "IBAN_CODE": [r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"],
+    "IBAN_CODE": [IBAN],
     "IP_ADDRESS": [
         r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
         r"(?i)(?<![\w:])(?:[0-9a-f]{1,4}:){2,7}(?::|(?::?[0-9a-f]{1,4}){1,6})(?![\w:])",
@@ -80,6 +88,8 @@ RESIDUAL_PATTERNS: dict[str, list[str]] = {
         r"(?<![\w.,+/-])(?=(?:[ .-]?\(?\d\)?){9})(?:\(\d{1,5}\)[ .-]?)?\d{1,8}(?:[ .-]\d{1,8}){1,5}(?![\w-]|[.,]\d)",
         # digit groups after a phone word: call 9691 2587, teléfono 52-64-13-94 ...
         "(?i)" + _ctx(PHONE_CONTEXT) + _CONTEXT_GAP + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS,
+        # ... or after "my number is", "su número es"
+        "(?i)" + OWN_NUMBER + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS,
         # ... or before a phone word (a signature's label): 9691 2587 (mobile)
         "(?i)" + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS + r"[^\d\n]{0,20}?" + _ctx(PHONE_CONTEXT),
     ],
@@ -103,13 +113,24 @@ def luhn_ok(digits: str) -> bool:
 
 
 # Maestro (50, 56-69) is the brand with 12-digit numbers
-_MAESTRO_12 = re.compile(r"^(?:50|5[6-9]|6\d)")
+_MAESTRO_12 = re.compile(r"^(?:50|5[6-9]|6\d|0604)")
+
+
+def iban_ok(text: str) -> bool:
+    """The ISO 13616 check (mod 97) of an IBAN written with or without spaces."""
+    compact = re.sub(r"\s", "", text).upper()
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    digits = "".join(str(int(ch, 36)) for ch in moved)
+    return int(digits) % 97 == 1
 
 
 def card_number_ok(text: str) -> bool:
-    """A 12–19 digit card number: starts like a card (2–6), passes Luhn, 12 digits only for Maestro."""
+    """A 12–19 digit card number: starts like a card (2–6, or Maestro's 0604), passes Luhn, 12 digits
+    only for Maestro."""
     digits = re.sub(r"\D", "", text)
-    if not 12 <= len(digits) <= 19 or digits[0] not in "23456" or not luhn_ok(digits):
+    if not 12 <= len(digits) <= 19 or not (digits[0] in "23456" or digits.startswith("0604")) or not luhn_ok(digits):
         return False
     return len(digits) > 12 or bool(_MAESTRO_12.match(digits))
 
@@ -119,7 +140,7 @@ def phone_group_ok(text: str) -> bool:
     digits = re.sub(r"\D", "", text)
     if not 6 <= len(digits) <= 15:
         return False
-    return not _DATE.fullmatch(text.strip())
+    return not (_DATE.match(text.strip()) or _AMOUNT.fullmatch(text.strip()) or _YEAR_REF.match(text.strip()))
 
 
 # dates (also 20261204) and year ranges (2019-2020) are not phone numbers, even where they are
@@ -128,6 +149,8 @@ _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}
                    r"|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 
 
+# a reference numbered within a year (invoice 2024/123456): not a phone number
+_YEAR_REF = re.compile(r"(?:19|20)\d\d ?/ ?\d")
 _AMOUNT = re.compile(r"\d{1,3}(?:[.,]\d{3})+(?:[.,]\d{1,2})?|\d+[.,]\d{1,2}")
 
 
@@ -163,7 +186,9 @@ def phone_spans(text: str, regions: Sequence[str]) -> Iterator[tuple[int, int]]:
         for match in PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
             span = (match.start, match.end)
             raw = match.raw_string
-            if span in seen or _DATE.fullmatch(raw) or _AMOUNT.fullmatch(raw) or _inside_a_word(text, *span):
+            bare = raw.lstrip("( ")
+            if (span in seen or _DATE.match(bare) or _AMOUNT.fullmatch(bare) or _YEAR_REF.match(bare)
+                    or _inside_a_word(text, *span)):
                 continue
             number = match.number
             ok = is_valid_number(number)
@@ -190,7 +215,9 @@ NAME_LEADS = [
     "in the name of", "name:", "full name:", "last name:", "last name is", "first name:", "surname:",
     "hi", "hello", "dear", "regards,", "best regards,", "kind regards,", "sincerely,", "thanks,",
     "thank you,", "cheers,", "best,", "signed,", "mr.", "mrs.", "ms.", "dr.", "mr", "mrs", "ms",
+    "account holder is", "account holder:", "cardholder:", "card holder:", "holder name:",
     "me llamo", "mi nombre es", "soy", "a nombre de", "de parte de", "nombre:", "apellido:",
+    "titular es", "titular:", "el titular de la cuenta es",
     "apellidos:", "hola", "estimado", "estimada", "querido", "querida", "atentamente,", "saludos,",
     "un saludo,", "gracias,", "muchas gracias,", "cordialmente,", "sr.", "sra.", "srta.", "don", "doña",
 ]

@@ -53,6 +53,12 @@ querido querida atentamente cordialmente muchas me llamo soy mi nombre es my nam
 espero necesito quiero quisiera gracias ayuda favor pedido envío
 """.split())
 
+#: a title or honorific right before a name goes with it (it tells the gender, often the job)
+_TITLE_BEFORE = re.compile(
+    r"(?<![\w.])(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Sr|Sra|Srta|Sres|Dra|Lic|Ing|Arq|Don|Doña|D|Dña|Sig|Sig\.ra|Dott|"
+    r"Herr|Frau|Mme|Mlle|M|Pan|Pani|Sir|Dame|Sr\(a\)|Dr\(a\))\.?[ \t]+$", re.IGNORECASE)
+
+
 @functools.cache
 def _common_words() -> frozenset[str]:
     """spaCy's English and Spanish stop words and the greetings above: a finding made only of
@@ -268,12 +274,25 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
             patterns=[Pattern("name_after_lead", patterns.NAME_AFTER_LEAD, 0.6)],
             global_regex_flags=regex.DOTALL | regex.MULTILINE,  # case matters: names are capitalised
         )]
-    return names + [
+    import regex as _regex
+
+    class IbanNumberRecognizer(PatternRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool | None:
+            return patterns.iban_ok(pattern_text)
+
+    # Presidio's IBAN recognizer matches case-insensitively, so "ES20… please" takes "plea" as a
+    # last group, fails the checksum and finds nothing: this one reads upper case only
+    ibans = [IbanNumberRecognizer(supported_entity="IBAN_CODE", name="IbanNumberRecognizer", supported_language=lang,
+                                  patterns=[Pattern("iban_upper_case", patterns.IBAN, 0.5)],
+                                  global_regex_flags=_regex.DOTALL | _regex.MULTILINE)]
+    return names + ibans + [
         PossiblePhoneRecognizer(supported_entities=["PHONE_NUMBER"], name="PossiblePhoneRecognizer",
                                 context=PhoneRecognizer.CONTEXT + patterns.PHONE_CONTEXT, supported_language=lang),
         PhoneGroupRecognizer(
             supported_entity="PHONE_NUMBER", name="PhoneGroupRecognizer",
-            patterns=[Pattern("phone_digit_groups", patterns.PHONE_GROUPS, 0.05)],
+            patterns=[Pattern("phone_digit_groups", patterns.PHONE_GROUPS, 0.05),
+                      # after "my number is": above the threshold without a phone word
+                      Pattern("own_number", r"(?<=" + patterns.OWN_NUMBER + ")" + patterns.PHONE_GROUPS, 0.5)],
             context=patterns.PHONE_CONTEXT, supported_language=lang,
         ),
         CardNumberRecognizer(
@@ -282,6 +301,28 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
             context=patterns.CARD_CONTEXT, supported_language=lang,
         ),
     ]
+
+
+def _context_enhancer(prefix: int, suffix: int) -> Any:
+    """Presidio's lemma context enhancer, counting the words after a finding from its *end*
+    (Presidio counts from its first token, so the groups of "9691 2587 mobile" use up the window)."""
+    from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+    class _FromTheEnd(LemmaContextAwareEnhancer):  # type: ignore[misc]
+        def _extract_surrounding_words(self, nlp_artifacts: Any, word: str, start: int) -> list[str]:
+            if not nlp_artifacts.tokens:
+                return [""]
+            first = self._find_index_of_match_token(word, start, nlp_artifacts.tokens, nlp_artifacts.tokens_indices)
+            end = start + len(word)
+            last = max([i for i, idx in enumerate(nlp_artifacts.tokens_indices) if idx < end] or [first])
+            words = self._add_n_words_backward(first, self.context_prefix_count, nlp_artifacts.lemmas,
+                                               nlp_artifacts.keywords)
+            if self.context_suffix_count:
+                words += self._add_n_words_forward(last + 1, self.context_suffix_count - 1, nlp_artifacts.lemmas,
+                                                   nlp_artifacts.keywords)
+            return list(set(words))
+
+    return _FromTheEnd(context_prefix_count=prefix, context_suffix_count=suffix)
 
 
 _WORKER: PIIRedactor | None = None
@@ -309,7 +350,6 @@ class PIIRedactor:
     def __init__(self, cfg: PIIConfig, *, key_resolver: Callable[[str], str] | None = None,
                  capture: Sequence[str] = ()) -> None:
         from presidio_analyzer import AnalyzerEngine
-        from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
         from presidio_anonymizer import AnonymizerEngine
 
         self.cfg = cfg
@@ -338,9 +378,9 @@ class PIIRedactor:
             self.analyzer = AnalyzerEngine(
                 nlp_engine=self.nlp_engine,
                 supported_languages=self.languages,
-                # context words count five words before a finding (Presidio's default) and two after
-                # it: signatures label numbers after them ("555 0199 mobile")
-                context_aware_enhancer=LemmaContextAwareEnhancer(context_prefix_count=5, context_suffix_count=2),
+                # context words count five words before a finding (Presidio's default) and the one
+                # after it: signatures label numbers after them ("555 0199 mobile")
+                context_aware_enhancer=_context_enhancer(prefix=5, suffix=1),
                 registry=_registry(cfg, self.nlp_engine, self.languages),
                 default_score_threshold=cfg.score_threshold,
             )
@@ -480,10 +520,16 @@ class PIIRedactor:
                     words.pop()
                 if not words or (language != "en" and not words[0].group(0)[0].isupper()):
                     continue  # outside English, a lower-case "name" is a common noun (`baño`)
+                if any(ch.isdigit() for w in words for ch in w.group(0)):
+                    continue  # `ORD-1234567`, `12/03/2026`: names and places hold no digits
                 common = _common_words()
                 if all(w.group(0).casefold() in common for w in words):
                     continue
                 f.start, f.end = f.start + words[0].start(), f.start + words[-1].end()
+                if f.entity_type == "PERSON":
+                    title = _TITLE_BEFORE.search(text, 0, f.start)
+                    if title is not None:
+                        f.start = title.start()
             out.append(f)
         return out
 
