@@ -295,6 +295,11 @@ class PIIConfig(_Model):
     phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "ES", "DE", "FR"])
     allow_list: list[str] = Field(default_factory=list, description="Strings never treated as PII.")
     custom_recognizers: list[CustomRecognizer] = Field(default_factory=list)
+    name_gazetteer: bool = Field(
+        default=True,
+        description="Also find names through the shipped gazetteer (given names and surnames of Faker's "
+        "Latin-script locales): capitalised runs starting with a known given name or ending in a known surname.",
+    )
     batch_size: int = Field(default=256, ge=1)
     n_process: int = Field(default=1, ge=1, le=64)
     min_recall: dict[str, float] = Field(

@@ -20,8 +20,11 @@ Pure ``re`` and ``phonenumbers``: importing this module does not import Presidio
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 __all__ = [
     "CARD_CONTEXT",
@@ -226,3 +229,118 @@ NAME_AFTER_LEAD = (
     r"(?<=(?:^|[^\p{L}])(?i:" + "|".join(sorted((re.escape(w) for w in NAME_LEADS), key=len, reverse=True))
     + r")[ \t]*[,:]?\s+)" + _NOT_A_NAME + _CAP + r"(?:[ \t]+(?:" + _PARTICLE + r"[ \t]+)?" + _NOT_A_NAME + _CAP + r"){0,3}"
 )
+
+
+# -- names from a public list ----------------------------------------------------------------------
+#: the gazetteer file: Faker's person lists of every Latin-script locale, its English and Spanish
+#: word lists and spaCy's stop words of both languages, as written by scripts/build_name_gazetteer.py
+#: from the pinned packages (tests/unit/test_pii_gazetteer.py rebuilds it and compares)
+GAZETTEER = Path(__file__).with_name("names.json.gz")
+#: capitalised words that are given names or surnames in some locale but, in English or Spanish
+#: text, far more often ordinary words, months, places or brands: alone they make no name
+AMBIGUOUS_NAMES = frozenset("""
+may mark grant bill joy rose faith love summer iris dawn hunter mason angel chase don ray said nova sol luz
+my mar will hope page art victor april june july august autumn winter spring sky star lane rich young brown
+white green black gray grey king bishop major rowan sage river storm ocean rain cash price case sunny
+patience charity grace honor honour destiny harmony liberty trinity precious blessing justice royal
+pilar dolores rosario consuelo amparo mercedes paz fe esperanza remedios reyes cruz luna rocio rocío
+soledad asunción concepción salud milagros gloria victoria alegría alba aurora estrella cielo
+jordan paris florence georgia austin dallas sydney chelsea madison china india israel virginia carolina
+lincoln washington jackson houston denver phoenix orlando memphis santiago lima york jersey
+apple amazon tesla ford dell porsche chevrolet toyota oracle google microsoft
+christian christmas easter monday friday sunday buck penny dollar euro ruby pearl amber jade ivy
+holly rocky dusty misty candy brandy sandy ginger cherry poppy daisy lily violet hazel olive german meta
+""".split())
+#: names that Faker's word lists hold because texts are full of them: names first, not common words
+NAMES_IN_WORD_LISTS = frozenset("""
+antonio carlos felipe fernando francisco jorge josé juan luis manuel martín maría miguel pablo pedro rafael
+garcía gonzález lópez rodríguez
+""".split())
+#: a capitalised word before a given name that makes the run a place ("San Francisco", "New York")
+_PLACE_BEFORE = frozenset("san santa santo são new los las el port fort saint st mount lake cape "
+                          "north south east west upper lower puerto villa ciudad isla".split())
+#: words a name cannot run into: company, address and title words
+_NAME_STOPS = frozenset("""
+inc ltd llc corp co plc gmbh ag sa sl bv nv srl spa group company holdings bank hospital university
+street st avenue ave road rd lane drive boulevard blvd square plaza calle avenida paseo
+""".split())
+_PARTICLES = frozenset("de del la las los da das do dos di du van von der den ter le bin al y e".split())
+_NAME_TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*\.?")
+_POSSESSIVE = re.compile(r"['’]s?$")
+_ESCAPED_BREAK = re.compile(r"\\[nrt]")
+
+
+@functools.cache
+def name_gazetteer() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(given names, surnames, common words), lower case. Common words are the English and Spanish
+    word lists and stop words and :data:`AMBIGUOUS_NAMES`, and no name is one of them."""
+    import gzip
+    import json
+
+    raw = json.loads(gzip.decompress(GAZETTEER.read_bytes()))
+    common = (frozenset(raw["word_lists"]) - NAMES_IN_WORD_LISTS) | frozenset(raw["stop_words"]) | AMBIGUOUS_NAMES
+    return frozenset(raw["given_names"]) - common, frozenset(raw["surnames"]) - common, common
+
+
+def gazetteer_name_spans(text: str) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, words)`` of names in ``text`` found through :func:`name_gazetteer`: in a run of
+    capitalised words on one line (initials and particles such as "van den" inside it), from the
+    first known given name to the run's end, at most four name words; or two to four capitalised
+    words, none of them common, ending in a known surname. ``words`` counts the name words (one:
+    a given name alone). Words common in English or Spanish never start a name, and a given name
+    after a place word ("San Francisco") is none."""
+    given, family, common = name_gazetteer()
+
+    def key(word: str) -> str:
+        return _POSSESSIVE.sub("", word.rstrip(".")).casefold()
+
+    def names_in(run: list[tuple[int, int, str]]) -> Iterator[tuple[int, int, int]]:
+        caps = [i for i, t in enumerate(run) if _is_cap(t[2])]
+        start = next((i for i in caps if key(run[i][2]) in given), None)
+        if start is not None and start > 0 and key(run[start - 1][2]) in _PLACE_BEFORE:
+            return
+        if start is None and len(caps) >= 2 and key(run[caps[-1]][2]) in family:
+            if not any(key(run[i][2]) in common for i in caps):
+                start = caps[0]
+        if start is None:
+            return
+        end, words = start, 1
+        for i in range(start + 1, len(run)):
+            word = run[i][2]
+            if _is_cap(word) and words < 4:
+                end, words = i, words + 1
+            elif not (_is_initial(word) or word in _PARTICLES):
+                break
+        last = run[end][2]
+        trim = len(last) - len(_POSSESSIVE.sub("", last.rstrip("."))) if not _is_initial(last) else 0
+        yield run[start][0], run[end][1] - trim, words
+
+    if "\\" in text:  # a JSON-escaped line break or tab (a literal "\\n") separates words too
+        text = _ESCAPED_BREAK.sub("\n\n", text)
+    for match in _name_runs().finditer(text):
+        run = [(match.start() + t.start(), match.start() + t.end(), t.group(0))
+               for t in _NAME_TOKEN.finditer(match.group(0))]
+        while run and not _is_cap(run[0][2]):
+            run.pop(0)  # "M." of "M. Dupont" is a title or an initial: the name starts after it
+        if run:
+            yield from names_in(run)
+
+
+@functools.cache
+def _name_runs() -> Any:
+    """Capitalised words on one line, with initials and particles between them (``regex``)."""
+    import regex
+
+    cap = r"\p{Lu}[\p{L}'’-]*\.?"
+    particle = "(?:" + "|".join(sorted(_PARTICLES, key=len, reverse=True)) + ")"
+    return regex.compile(rf"(?<![\p{{L}}\p{{N}}'’-]){cap}(?:[ \t]+(?:{particle}[ \t]+)*{cap})*")
+
+
+def _is_cap(word: str) -> bool:
+    bare = word.rstrip(".")
+    return (len(bare) >= 2 and bare[0].isupper() and any(c.islower() for c in bare[1:])
+            and bare.casefold() not in _NAME_STOPS)
+
+
+def _is_initial(word: str) -> bool:
+    return len(word) <= 2 and word[0].isupper() and (len(word) == 1 or word[1] == ".")

@@ -147,7 +147,8 @@ def build_report(cfg: Any, *, store: Any, now: datetime | None = None) -> dict[s
         ["PII redaction (Presidio)", "on" if pii.enabled else "OFF",
          f"{len(pii.entities) + len(pii.custom_recognizers)} entity types; operators "
          + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())) + f"; NER model {pii.spacy_model}"
-         + "".join(f", {lang}: {model}" for lang, model in sorted(pii.ner_models.items()))],
+         + "".join(f", {lang}: {model}" for lang, model in sorted(pii.ner_models.items()))
+         + ("; name gazetteer" if pii.name_gazetteer and "PERSON" in pii.entities else "")],
         ["Pseudonymisation", "keyed HMAC-SHA256" if pii.pseudonym_key or sic.key else "off",
          "key by reference only (" + ", ".join(sorted({(ref or '').split(':')[0] + ':' for ref in
                                                        (pii.pseudonym_key, sic.key) if ref})) + ")"],

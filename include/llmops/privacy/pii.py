@@ -226,7 +226,9 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
       only knows the common brands' lengths);
     * capitalised words after the words that introduce a name, in English and Spanish ("my name is",
       "under the name of", "me llamo", "a nombre de", greetings, sign-offs, honorifics), for the
-      names a statistical NER model misses.
+      names a statistical NER model misses;
+    * names from the shipped gazetteer (``pii.name_gazetteer``): a capitalised run from a known given
+      name on, or ending in a known surname (:func:`llmops.privacy.patterns.gazetteer_name_spans`).
     """
     from presidio_analyzer import (
         AnalysisExplanation,
@@ -265,11 +267,29 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
         def validate_result(self, pattern_text: str) -> bool | None:
             return patterns.card_number_ok(pattern_text)
 
+    class NameGazetteerRecognizer(LocalRecognizer):  # type: ignore[misc]
+        def load(self) -> None:
+            patterns.name_gazetteer()
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            out = []
+            for start, end, words in patterns.gazetteer_name_spans(text):
+                score = 0.7 if words > 1 else 0.5
+                out.append(RecognizerResult(
+                    "PERSON", start, end, score,
+                    analysis_explanation=AnalysisExplanation(self.name, score, textual_explanation="name gazetteer"),
+                    recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                          RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+            return out
+
     names = []
+    if "PERSON" in cfg.entities and cfg.name_gazetteer:
+        names.append(NameGazetteerRecognizer(supported_entities=["PERSON"], name="NameGazetteerRecognizer",
+                                             supported_language=lang))
     if "PERSON" in cfg.entities:
         import regex
 
-        names = [PatternRecognizer(
+        names += [PatternRecognizer(
             supported_entity="PERSON", name="NameAfterLeadRecognizer", supported_language=lang,
             patterns=[Pattern("name_after_lead", patterns.NAME_AFTER_LEAD, 0.6)],
             global_regex_flags=regex.DOTALL | regex.MULTILINE,  # case matters: names are capitalised
