@@ -32,7 +32,7 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: di
     d = cur["docs_per_s"]
     r = cur["ratios"]
     lines = [
-        f"Measured by `make bench` on {datetime.now(UTC).date()} ({mem.get('machine', '') or platform.machine()}, "
+        f"Measured by `make bench` on {cur.get('measured', datetime.now(UTC).date())} ({mem.get('machine', '') or platform.machine()}, "
         f"{cur['machine']['cpus']} CPUs, Python {cur['machine']['python']}); raw numbers in `benchmarks/results/`.",
         "",
         "| what | docs/s | ratio |",
@@ -126,7 +126,7 @@ def _pii_table(pii: dict) -> list[str]:
     v = pii["versions"]
     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
     lines = [
-        f"PII (`benchmarks/bench_pii.py`, seed {pii['seed']}): recall / precision per entity of Presidio's default "
+        f"PII (`benchmarks/bench_pii.py`{_when(pii, ', ')}, seed {pii['seed']}): recall / precision per entity of Presidio's default "
         f"`AnalyzerEngine` (presidio-analyzer {v['presidio-analyzer']}, same `{pii['spacy_model']}` pipeline) and of "
         f"the project's redactor (`include/config/pipeline.yaml`, NER pipelines {pii['ner_models']} besides English), on "
         f"(i) presidio-evaluator {v['presidio-evaluator']}'s sentence generator ({pii['records']['presidio_evaluator']:,} "
@@ -150,6 +150,13 @@ def _pii_table(pii: dict) -> list[str]:
         parts = [f"{lang}: PERSON {fmt(x['llmops']['PERSON']['recall'])} (default {fmt(x['presidio_default']['PERSON']['recall'])}), "
                  f"phone {fmt(x['llmops']['PHONE_NUMBER']['recall'])}" for lang, x in sorted(by.items())]
         lines += ["", "Recall on (ii) by language, llmops: " + "; ".join(parts) + "."]
+    if "llmops_no_gazetteer" in res["presidio_evaluator"]:
+        person = lambda s, a: fmt(res[s][a]["entities"]["PERSON"]["recall"])  # noqa: E731
+        lines += ["", "PERSON recall without the name gazetteer (`pii.name_gazetteer: false`): (i) "
+                  f"{person('presidio_evaluator', 'llmops_no_gazetteer')} (with: {person('presidio_evaluator', 'llmops')}), "
+                  f"(ii) {person('own_multilingual', 'llmops_no_gazetteer')} (with: {person('own_multilingual', 'llmops')}). "
+                  "(ii)'s names come from the Faker lists the gazetteer is built from, so its figure with the "
+                  "gazetteer is an upper bound; (i)'s come from presidio-evaluator's own records."]
     lines += ["", "Analysis speed on the same texts (docs/s): "
               + "; ".join(f"({k}) Presidio default {res[s]['presidio_default']['docs_per_s']}, llmops "
                           f"{res[s]['llmops']['docs_per_s']}" for k, s in (("i", "presidio_evaluator"),
@@ -158,10 +165,17 @@ def _pii_table(pii: dict) -> list[str]:
     return lines
 
 
+def _when(result: dict, sep: str = " ") -> str:
+    """When ``result`` was measured, for a figure whose date differs from the table above it."""
+    if "measured" not in result:
+        return ""
+    return f" (measured {result['measured']})" if sep == " " else f"{sep}measured {result['measured']}"
+
+
 def _parse_table(parse: dict) -> list[str]:
     """Every DAG file's parse time (beyond the SDK import) and the heavy modules it loaded."""
     return [
-        f"DAG parse time: a fresh interpreter per measurement, median of {parse.get('repeat', '?')} runs, seconds "
+        f"DAG parse time{_when(parse)}: a fresh interpreter per measurement, median of {parse.get('repeat', '?')} runs, seconds "
         "beyond `import airflow.sdk` (what a DAG processor child pays for the file itself).",
         "",
         "| DAG file | parse s | heavy modules |",
