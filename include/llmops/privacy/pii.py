@@ -243,7 +243,9 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
 
     regions = list(cfg.phone_regions)
 
-    class PossiblePhoneRecognizer(LocalRecognizer):  # type: ignore[misc]
+    class PossiblePhoneRecognizer(LocalRecognizer):
+        name: str
+
         def load(self) -> None:
             pass
 
@@ -258,16 +260,18 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
                 for start, end in patterns.phone_spans(text, regions)
             ]
 
-    class PhoneGroupRecognizer(PatternRecognizer):  # type: ignore[misc]
+    class PhoneGroupRecognizer(PatternRecognizer):
         def validate_result(self, pattern_text: str) -> bool | None:
             # None keeps the low pattern score: only a phone word nearby lifts it over the threshold
             return None if patterns.phone_group_ok(pattern_text) else False
 
-    class CardNumberRecognizer(PatternRecognizer):  # type: ignore[misc]
+    class CardNumberRecognizer(PatternRecognizer):
         def validate_result(self, pattern_text: str) -> bool | None:
             return patterns.card_number_ok(pattern_text)
 
-    class NameGazetteerRecognizer(LocalRecognizer):  # type: ignore[misc]
+    class NameGazetteerRecognizer(LocalRecognizer):
+        name: str
+
         def load(self) -> None:
             patterns.name_gazetteer()
 
@@ -282,7 +286,7 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
                                           RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
             return out
 
-    names = []
+    names: list[Any] = []
     if "PERSON" in cfg.entities and cfg.name_gazetteer:
         names.append(NameGazetteerRecognizer(supported_entities=["PERSON"], name="NameGazetteerRecognizer",
                                              supported_language=lang))
@@ -296,7 +300,7 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
         )]
     import regex as _regex
 
-    class IbanNumberRecognizer(PatternRecognizer):  # type: ignore[misc]
+    class IbanNumberRecognizer(PatternRecognizer):
         def validate_result(self, pattern_text: str) -> bool | None:
             return patterns.iban_ok(pattern_text)
 
@@ -328,7 +332,7 @@ def _context_enhancer(prefix: int, suffix: int) -> Any:
     (Presidio counts from its first token, so the groups of "9691 2587 mobile" use up the window)."""
     from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 
-    class _FromTheEnd(LemmaContextAwareEnhancer):  # type: ignore[misc]
+    class _FromTheEnd(LemmaContextAwareEnhancer):
         def _extract_surrounding_words(self, nlp_artifacts: Any, word: str, start: int) -> list[str]:
             if not nlp_artifacts.tokens:
                 return [""]

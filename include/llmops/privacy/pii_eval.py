@@ -88,7 +88,10 @@ def evaluate(redactor: Any, samples: list[LabeledSample]) -> dict[str, Any]:
     """Per-entity counts and precision / recall / F2 of ``redactor`` (a :class:`PIIRedactor`) on
     ``samples``, with the findings redaction acts on (allow list and language rules applied)."""
     findings = redactor.findings_batch([s.text for s in samples], [s.lang for s in samples])
-    gold, caught, predicted, correct = Counter(), Counter(), Counter(), Counter()
+    gold: Counter[str] = Counter()
+    caught: Counter[str] = Counter()
+    predicted: Counter[str] = Counter()
+    correct: Counter[str] = Counter()
     for sample, found in zip(samples, findings, strict=True):
         covered = [False] * len(sample.text)
         for f in found:
