@@ -69,7 +69,15 @@ def test_dag_test_produces_a_labeled_version(airflow_db, dag, curated):
     assert ann["backend"] == "local" and len(ann["hits"]) >= 6
     assert m["counts"]["input"] == 30 == m["counts"]["kept"] + m["counts"]["quarantined"]
     assert ann["assignments"]["submitted"] == 3 * len(ann["hits"])
-    assert ann["gold"]["items"] >= 6 and ann["gold"]["accuracy"] > 0.6
+    assert ann["gold"]["items"] >= 6 and ann["gold"]["answers"] >= 3 * 6
+    # the honest workers (accuracy 0.75..0.95) are right on the control items; the job's overall
+    # figure also counts the two spammers, whose favourite answer may or may not be the truth
+    from llmops.annotation.qc import worker_ref
+
+    honest = [ann["workers"][ref]["gold"] for ref in (worker_ref(f"SIMW{i:04d}H") for i in range(3))
+              if ref in ann["workers"] and ann["workers"][ref]["gold"]]
+    answered = sum(g["answered"] for g in honest)
+    assert answered >= 6 and sum(g["correct"] for g in honest) / answered > 0.6, honest
     assert ann["blocked_workers"] or ann["assignments"]["rejected"], "the two spammers must be caught"
     assert [v["suite"] for v in m["validations"]] == ["labeled"]
     prefix = f"datasets/{cfg.dataset}/labeled/versions/{vid}"

@@ -47,6 +47,7 @@ def test_names_are_found(text: str, expected: list[str]):
 @pytest.mark.parametrize("text", [
     "Will you call me? May I ask why the order was late.",   # given names that are common words
     "The order went from New York to San Francisco via Santiago.",  # places
+    "Shipped from Boston to London, then Valencia.",
     "Thanks, Grace period ends on Monday.",
     "Ella dijo que el pedido llegó roto.",                    # a Spanish pronoun, also a name
     "Apple Inc. shipped it through Tesla Holdings.",

@@ -247,6 +247,8 @@ pilar dolores rosario consuelo amparo mercedes paz fe esperanza remedios reyes c
 soledad asunción concepción salud milagros gloria victoria alegría alba aurora estrella cielo
 jordan paris florence georgia austin dallas sydney chelsea madison china india israel virginia carolina
 lincoln washington jackson houston denver phoenix orlando memphis santiago lima york jersey
+america asia arizona atlanta berlin boston brooklyn dakota devon france geneva holland indiana ireland
+kent london melbourne milan montana nevada rome texas venice valencia sevilla toledo bilbao
 apple amazon tesla ford dell porsche chevrolet toyota oracle google microsoft
 christian christmas easter monday friday sunday buck penny dollar euro ruby pearl amber jade ivy
 holly rocky dusty misty candy brandy sandy ginger cherry poppy daisy lily violet hazel olive german meta
