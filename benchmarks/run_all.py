@@ -32,7 +32,7 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: di
     d = cur["docs_per_s"]
     r = cur["ratios"]
     lines = [
-        f"Measured by `make bench` on {cur.get('measured', datetime.now(UTC).date())} ({mem.get('machine', '') or platform.machine()}, "
+        f"Measured by `make bench` {_dates(cur=cur, dedup=dedup, parse=parse, memory=mem, gate=gate, training=train, inference=infer, drift=drift, pii=pii)} ({mem.get('machine', '') or platform.machine()}, "
         f"{cur['machine']['cpus']} CPUs, Python {cur['machine']['python']}); raw numbers in `benchmarks/results/`.",
         "",
         "| what | docs/s | ratio |",
@@ -49,6 +49,10 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: di
         f"({cur['docs']} seeded short documents; the baseline loop on {cur['baseline_docs']}). The `llmops` "
         "figures are the whole `curate_paths` call: normalise, filter, language id, dedup, PII, Parquet, and the "
         "quality gate with its Data Docs (a fixed few seconds per version).",
+        *(["", f"The same curation (`pii.n_process: 2`) by the code and config of `{c['ref']}` (the redactor before "
+               f"language routing, the name rules and gazetteer and the wider phone and card patterns), same run, same "
+               f"documents: {c['curate_2_processes']} docs/s; now {d['llmops_curate_2_processes']} docs/s "
+               f"(**{c['ratio']:.2f}x**)."] if (c := cur.get("compare_ref")) else []),
         "",
         f"Near-duplicate detection, {dedup['docs']} docs, threshold {dedup['threshold']}, {dedup['num_perm']} "
         f"permutations: `llmops` {dedup['llmops']['docs_per_s']:.0f} docs/s (recall {dedup['llmops']['recall']:.3f}, "
@@ -165,6 +169,18 @@ def _pii_table(pii: dict) -> list[str]:
     return lines
 
 
+def _dates(**results: dict | None) -> str:
+    """When each figure was measured: one date, or the dates with the benchmarks of each."""
+    by_date: dict[str, list[str]] = {}
+    for name, result in results.items():
+        if result is not None:
+            by_date.setdefault(str(result.get("measured", datetime.now(UTC).date())), []).append(
+                "curation" if name == "cur" else name)
+    if len(by_date) == 1:
+        return f"on {next(iter(by_date))}"
+    return "on " + "; ".join(f"{d} ({', '.join(names)})" for d, names in sorted(by_date.items()))
+
+
 def _when(result: dict, sep: str = " ") -> str:
     """When ``result`` was measured, for a figure whose date differs from the table above it."""
     if "measured" not in result:
@@ -186,6 +202,11 @@ def _parse_table(parse: dict) -> list[str]:
     ]
 
 
+#: the redactor the PII work is measured against (bench_curation --compare-ref): before language
+#: routing, name rules, the gazetteer and the wider phone and card patterns
+PII_BASELINE_REF = "fa67e3f"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -205,7 +226,8 @@ def main() -> int:
         _write(text, readme=True)
         print(text)
         return 0
-    cur = run("bench_curation.py", "--docs", "600" if q else "3000", "--baseline-docs", "200" if q else "1000")
+    cur = run("bench_curation.py", "--docs", "600" if q else "3000", "--baseline-docs", "200" if q else "1000",
+              "--compare-ref", PII_BASELINE_REF)
     dedup = run("bench_dedup.py", "--docs", "2000" if q else "20000")
     parse = run("bench_parse.py", "--repeat", "2" if q else "5")
     mem = run("bench_memory.py", "--docs", "20000" if q else "1000000", "--pii-docs", "1000" if q else "20000")
