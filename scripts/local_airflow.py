@@ -355,6 +355,17 @@ def summarize(home: Path, days: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def queued_events(api: AirflowREST, dag_id: str) -> int:
+    """Asset events queued for ``dag_id`` that no run has consumed yet (a run the scheduler defers
+    while the DAG is at ``max_active_runs`` exists only as these); 0 when the API does not answer."""
+    try:
+        got = api.rest("GET", f"dags/{quote(dag_id, safe='')}/assets/queuedEvents")
+    except (AirflowRESTError, OSError, ValueError) as exc:
+        print(f"demo: listing the queued asset events of {dag_id} failed ({str(exc)[:160]})")
+        return 0
+    return int((got or {}).get("total_entries", 0))
+
+
 def wait_for_labels(api: AirflowREST, home: Path, days: list[str], deadline: float) -> dict[str, str]:
     """Wait until every partition has a labeled version (the asset-triggered runs of the annotation
     DAG may batch several curated versions into one run) and no annotation run is unfinished, or
@@ -369,6 +380,8 @@ def wait_for_labels(api: AirflowREST, home: Path, days: list[str], deadline: flo
     while time.monotonic() < deadline:
         states = {str(r["run_id"]): str(r.get("state")) for r in list_runs(api, ANNOTATION_DAG_ID)}
         finished = bool(states) and all(v in ("success", "failed") for v in states.values())
+        # an asset-triggered run deferred while another run is active is not listed yet: its events are
+        finished = finished and queued_events(api, ANNOTATION_DAG_ID) == 0
         missing = [d for d in days if not latest_for_partition(store, "support_messages", "labeled", d)]
         if finished and (not missing or "failed" in states.values() or caught_up):
             break
@@ -446,6 +459,7 @@ def registered_models(home: Path, name: str = "support-intent") -> list[dict[str
         out.append({"name": name, "version": str(mv.version), "run_id": mv.run_id, "candidate": mv.tags.get(
             "llmops.candidate"), "dataset_versions": mv.tags.get("llmops.dataset_versions", "").split(","),
             "steps": int(run.data.params.get("train.max_steps", 0)),
+            "base_model": run.data.params.get("model.name_or_path"),
             "zero_stage": run.data.params.get("deepspeed.zero_optimization.stage"),
             "eval_accuracy": m.get("eval/accuracy"), "eval_macro_f1": m.get("eval/macro_f1"),
             "eval_loss": m.get("eval/loss"), "tokens_per_s": statistics.median(

