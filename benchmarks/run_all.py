@@ -130,7 +130,7 @@ def _pii_table(pii: dict) -> list[str]:
     v = pii["versions"]
     fmt = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
     lines = [
-        f"PII (`benchmarks/bench_pii.py`{_when(pii, ', ')}, seed {pii['seed']}): recall / precision per entity of Presidio's default "
+        f"PII (`benchmarks/bench_pii.py`{', ' + _when(pii) if _when(pii) else ''}, seed {pii['seed']}): recall / precision per entity of Presidio's default "
         f"`AnalyzerEngine` (presidio-analyzer {v['presidio-analyzer']}, same `{pii['spacy_model']}` pipeline) and of "
         f"the project's redactor (`include/config/pipeline.yaml`, NER pipelines {pii['ner_models']} besides English), on "
         f"(i) presidio-evaluator {v['presidio-evaluator']}'s sentence generator ({pii['records']['presidio_evaluator']:,} "
@@ -181,17 +181,15 @@ def _dates(**results: dict | None) -> str:
     return "on " + "; ".join(f"{d} ({', '.join(names)})" for d, names in sorted(by_date.items()))
 
 
-def _when(result: dict, sep: str = " ") -> str:
-    """When ``result`` was measured, for a figure whose date differs from the table above it."""
-    if "measured" not in result:
-        return ""
-    return f" (measured {result['measured']})" if sep == " " else f"{sep}measured {result['measured']}"
+def _when(result: dict) -> str:
+    """``measured DATE`` of ``result`` ("" for a result written before dates were kept)."""
+    return f"measured {result['measured']}" if "measured" in result else ""
 
 
 def _parse_table(parse: dict) -> list[str]:
     """Every DAG file's parse time (beyond the SDK import) and the heavy modules it loaded."""
     return [
-        f"DAG parse time{_when(parse)}: a fresh interpreter per measurement, median of {parse.get('repeat', '?')} runs, seconds "
+        f"DAG parse time{f' ({_when(parse)})' if _when(parse) else ''}: a fresh interpreter per measurement, median of {parse.get('repeat', '?')} runs, seconds "
         "beyond `import airflow.sdk` (what a DAG processor child pays for the file itself).",
         "",
         "| DAG file | parse s | heavy modules |",

@@ -12,7 +12,6 @@ cases call the script's `main` in the test process.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests._modules import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "scripts" / "apply_airflow_settings.py")
@@ -50,11 +51,7 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def settings_script() -> ModuleType:
     """scripts/apply_airflow_settings.py as a module (its functions and `main`)."""
-    spec = importlib.util.spec_from_file_location("apply_airflow_settings_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(SCRIPT, "apply_airflow_settings_under_test")
 
 
 @pytest.fixture()

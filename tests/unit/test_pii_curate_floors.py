@@ -9,10 +9,8 @@ or letters (numbers, addresses) is left whole in that record's curated text."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,17 +18,13 @@ import pytest
 import yaml
 
 from tests._cli_runner import run_llmops
+from tests._modules import load_file
 
 pytestmark = pytest.mark.slow
 
 
 def _own_set(root: Path, n: int, seed: int) -> list:
-    spec = importlib.util.spec_from_file_location("bench_pii", root / "benchmarks/bench_pii.py")
-    assert spec and spec.loader
-    module = sys.modules.get(spec.name) or importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.own_set(n, seed)
+    return load_file(root / "benchmarks/bench_pii.py", "bench_pii").own_set(n, seed)
 
 
 def _pieces(value: str, entity: str) -> list[str]:

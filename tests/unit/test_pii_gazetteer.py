@@ -3,14 +3,12 @@ it, and the recognizer that brings it into Presidio."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
 from llmops.config import PIIConfig
 from llmops.privacy import patterns
 from llmops.privacy.pii import PIIRedactor
+from tests._modules import load_file
 
 
 def _names(text: str) -> list[str]:
@@ -18,11 +16,7 @@ def _names(text: str) -> list[str]:
 
 
 def test_the_shipped_file_is_what_the_pinned_packages_give(root):
-    spec = importlib.util.spec_from_file_location("build_name_gazetteer", root / "scripts/build_name_gazetteer.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
+    module = load_file(root / "scripts/build_name_gazetteer.py", "build_name_gazetteer")
     assert module.build() == patterns.GAZETTEER.read_bytes(), "run scripts/build_name_gazetteer.py"
     given, family, common = patterns.name_gazetteer()
     assert {"gregory", "siobhan", "chukwuemeka", "priya", "zbigniew", "xiomara"} <= given

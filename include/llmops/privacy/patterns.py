@@ -207,7 +207,11 @@ def phone_spans(text: str, regions: Sequence[str]) -> Iterator[tuple[int, int]]:
 # -- names after the words that introduce them ----------------------------------------------------
 # Written for the `regex` module (Presidio's): a variable-length look-behind and Unicode classes.
 _CAP = r"\p{Lu}[\p{L}'’]*(?:-\p{Lu}[\p{L}'’]*)?"
-_PARTICLE = r"(?:de|del|de la|de los|de las|la|y|i|van|von|der|da|di|du|le|bin|al)"
+#: lower-case words inside a name ("María del Carmen", "van den Berg", "bin Salman"): the lead
+#: rule and the gazetteer rule read the same list; one or two of them stand between name words
+_PARTICLES = frozenset("de del la las los da das do dos di du van von der den ter le bin al y i e".split())
+_ONE_PARTICLE = "(?:" + "|".join(sorted(_PARTICLES, key=len, reverse=True)) + ")"
+_PARTICLE = _ONE_PARTICLE + r"(?:[ \t]+" + _ONE_PARTICLE + ")?"
 _NOT_A_NAME = (r"(?!(?:The|A|An|Our|My|Your|His|Her|Their|This|That|El|La|Los|Las|Un|Una|Mi|Su|Sus|Tu|"
                r"Nuestro|Nuestra|Support|Soporte|Team|Equipo|Customer|Cliente|Service|Servicio|Sir|Madam|"
                r"Señor|Señora|All|Todos)\b)")
@@ -266,7 +270,6 @@ _NAME_STOPS = frozenset("""
 inc ltd llc corp co plc gmbh ag sa sl bv nv srl spa group company holdings bank hospital university
 street st avenue ave road rd lane drive boulevard blvd square plaza calle avenida paseo
 """.split())
-_PARTICLES = frozenset("de del la las los da das do dos di du van von der den ter le bin al y e".split())
 _NAME_TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*\.?")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _ESCAPED_BREAK = re.compile(r"\\[nrt]")
@@ -334,8 +337,7 @@ def _name_runs() -> Any:
     import regex
 
     cap = r"\p{Lu}[\p{L}'’-]*\.?"
-    particle = "(?:" + "|".join(sorted(_PARTICLES, key=len, reverse=True)) + ")"
-    return regex.compile(rf"(?<![\p{{L}}\p{{N}}'’-]){cap}(?:[ \t]+(?:{particle}[ \t]+)*{cap})*")
+    return regex.compile(rf"(?<![\p{{L}}\p{{N}}'’-]){cap}(?:[ \t]+(?:{_ONE_PARTICLE}[ \t]+)*{cap})*")
 
 
 def _is_cap(word: str) -> bool:
