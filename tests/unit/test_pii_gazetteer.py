@@ -57,3 +57,11 @@ def test_the_recognizer_finds_what_the_model_misses(redactor):
     assert "Vassiliev" not in redacted and "Halász" not in redacted, redacted
     without = PIIRedactor(PIIConfig(name_gazetteer=False)).redact(text, "en").text
     assert "Vassiliev" in without or "Halász" in without, without  # the gazetteer is what found them
+
+
+def test_a_missing_or_damaged_list_names_the_key_and_the_fix(tmp_path):
+    damaged = tmp_path / "names.json.gz"
+    damaged.write_bytes(b"not gzip")
+    for path in (tmp_path / "missing.json.gz", damaged):
+        with pytest.raises(RuntimeError, match=r"pii\.name_gazetteer: cannot read the name list .*name_gazetteer: false"):
+            patterns.name_gazetteer(path)

@@ -276,15 +276,23 @@ _ESCAPED_BREAK = re.compile(r"\\[nrt]")
 
 
 @functools.cache
-def name_gazetteer() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+def name_gazetteer(path: Path = GAZETTEER) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """(given names, surnames, common words), lower case. Common words are the English and Spanish
-    word lists and stop words and :data:`AMBIGUOUS_NAMES`, and no name is one of them."""
+    word lists and stop words and :data:`AMBIGUOUS_NAMES`, and no name is one of them. A missing or
+    damaged file is a RuntimeError naming the key and the fix."""
     import gzip
     import json
 
-    raw = json.loads(gzip.decompress(GAZETTEER.read_bytes()))
-    common = (frozenset(raw["word_lists"]) - NAMES_IN_WORD_LISTS) | frozenset(raw["stop_words"]) | AMBIGUOUS_NAMES
-    return frozenset(raw["given_names"]) - common, frozenset(raw["surnames"]) - common, common
+    try:
+        raw = json.loads(gzip.decompress(Path(path).read_bytes()))
+        given, surnames = frozenset(raw["given_names"]), frozenset(raw["surnames"])
+        common = (frozenset(raw["word_lists"]) - NAMES_IN_WORD_LISTS) | frozenset(raw["stop_words"]) | AMBIGUOUS_NAMES
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise RuntimeError(
+            f"pii.name_gazetteer: cannot read the name list {path} ({type(exc).__name__}: {exc}); it ships with "
+            "the llmops package (reinstall it, or rebuild it with scripts/build_name_gazetteer.py), or set "
+            "curation.pii.name_gazetteer: false") from exc
+    return given - common, surnames - common, common
 
 
 def gazetteer_name_spans(text: str) -> Iterator[tuple[int, int, int]]:
