@@ -33,6 +33,7 @@ def test_the_shipped_file_is_what_the_pinned_packages_give(root):
     (r'Josef: "Who are you?"\nCynthia: "Me."', ["Josef", "Cynthia"]),        # JSON-escaped break
     ("Hola, soy María José García y vivo en Cádiz", ["María José García"]),
     ("Mary shouted at John", ["Mary", "John"]),
+    ("Attendees Mary Smith John Doe Anna Lee", ["Mary Smith John Doe", "Anna Lee"]),  # four words at most each
 ])
 def test_names_are_found(text: str, expected: list[str]):
     assert _names(text) == expected

@@ -327,6 +327,8 @@ def gazetteer_name_spans(text: str) -> Iterator[tuple[int, int, int]]:
         last = run[end][2]
         trim = len(last) - len(_POSSESSIVE.sub("", last.rstrip("."))) if not _is_initial(last) else 0
         yield run[start][0], run[end][1] - trim, words
+        if end + 1 < len(run):  # names side by side on one line: "Mary Smith John Doe Anna Lee"
+            yield from names_in(run[end + 1:])
 
     if "\\" in text:  # a JSON-escaped line break or tab (a literal "\\n") separates words too
         text = _ESCAPED_BREAK.sub("\n\n", text)
