@@ -300,6 +300,12 @@ class PIIConfig(_Model):
         description="Also find names through the shipped gazetteer (given names and surnames of Faker's "
         "Latin-script locales): capitalised runs starting with a known given name or ending in a known surname.",
     )
+    name_propagation: bool = Field(
+        default=True,
+        description="A name found once is also redacted where its words recur in the same record "
+        "(\"Samuel Dias ... starring Dias\"), and capitalised words listed with a found name are names "
+        "(\"Caird and Jones\", \"Guibord, Cannon and Moore\").",
+    )
     batch_size: int = Field(default=256, ge=1)
     n_process: int = Field(default=1, ge=1, le=64)
     min_recall: dict[str, float] = Field(

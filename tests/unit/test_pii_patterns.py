@@ -143,6 +143,11 @@ class TestRedactorAndGateAgree:
         sentences += [f"No puede entrar, su número es {v}." for v in AFTER_A_PHONE_WORD]
         sentences += [f"Jane Roe\\nPhone:\\n{v}\\nE-mail: on request" for v in AFTER_A_PHONE_WORD]  # JSON-escaped
         sentences += [f"Office: none, {v} (mobile)" for v in AFTER_A_PHONE_WORD]  # the label after it
+        # a contact card's labels (vCard TEL types) and the words of telephony, before or after
+        sentences += [f"Jane Roe\n{v} office\n" for v in AFTER_A_PHONE_WORD]
+        sentences += [f"Leave a voicemail on {v} if nobody answers." for v in AFTER_A_PHONE_WORD]
+        sentences += [f"I get no text messages on {v} any more." for v in AFTER_A_PHONE_WORD]
+        sentences += [f"Nadie contesta en el {v} desde ayer." for v in AFTER_A_PHONE_WORD]
         self._check(redactor, [(s, re.search(r"[+(]?\d[\d ().-]*\d", s).group(0)) for s in sentences])
 
     def test_card_numbers_of_every_brand_length_and_grouping(self, redactor):

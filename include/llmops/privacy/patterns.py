@@ -42,6 +42,10 @@ __all__ = [
 PHONE_CONTEXT = [
     "phone", "call", "mobile", "cell", "fax", "whatsapp", "sms", "reach", "contact",
     "teléfono", "telefono", "tlf", "tfno", "llam", "llám", "móvil", "movil", "celular",
+    # the labels of a number in a signature or a contact card (vCard's TEL types, RFC 6350 §6.4.1:
+    # office, fax, cell, pager, voice, text) and the verbs of telephony: dial, answer, message
+    "office", "landline", "voicemail", "pager", "hotline", "dial", "answer", "messag",
+    "oficina", "fijo", "buzón", "contest", "mensaj",
 ]
 #: words before a number that make it a card number
 CARD_CONTEXT = ["card", "visa", "mastercard", "amex", "maestro", "tarjeta", "jcb", "discover", "diners"]
@@ -223,7 +227,8 @@ NAME_LEADS = [
     "hi", "hello", "dear", "regards,", "best regards,", "kind regards,", "sincerely,", "thanks,",
     "thank you,", "cheers,", "best,", "signed,", "mr.", "mrs.", "ms.", "dr.", "mr", "mrs", "ms",
     "account holder is", "account holder:", "cardholder:", "card holder:", "holder name:",
-    "me llamo", "mi nombre es", "soy", "a nombre de", "de parte de", "nombre:", "apellido:",
+    "name is", "name's", "last name?", "surname?", "first name?", "calls me", "call me",
+    "me llamo", "mi nombre es", "soy", "apellido?", "nombre?", "me llaman", "a nombre de", "de parte de", "nombre:", "apellido:",
     "titular es", "titular:", "el titular de la cuenta es",
     "apellidos:", "hola", "estimado", "estimada", "querido", "querida", "atentamente,", "saludos,",
     "un saludo,", "gracias,", "muchas gracias,", "cordialmente,", "sr.", "sra.", "srta.", "don", "doña",
@@ -270,9 +275,23 @@ _NAME_STOPS = frozenset("""
 inc ltd llc corp co plc gmbh ag sa sl bv nv srl spa group company holdings bank hospital university
 street st avenue ave road rd lane drive boulevard blvd square plaza calle avenida paseo
 """.split())
+#: endings that make a capitalised word a surname wherever it stands: South Slavic -ić, Icelandic
+#: patronymics and matronymics, Polish -ski/-ska/-cki/-wicz, East Slavic -enko/-ov/-ev/-ovich/-ovna,
+#: Czech and Slovak -ová, Georgian -shvili/-dze (5+ letters; places with such endings are excluded)
+_SURNAME_FORM = re.compile(r"^\w{3,}(?:ić|sson|dóttir|[sc]ki|[sc]ka|dzki|dzka|owicz|ewicz|enko|ová|ov|ova|ev|eva|ovich|evich"
+                           r"|ovna|evna|shvili|dze)$")
+_NOT_SURNAMES = frozenset("alaska nebraska casanova moldova genova geneva bratislava kharkov rostov "
+                          "chernobyl pskov jaroslav".split())
 _NAME_TOKEN = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*\.?")
 _POSSESSIVE = re.compile(r"['’]s?$")
 _ESCAPED_BREAK = re.compile(r"\\[nrt]")
+
+
+def unescape_breaks(text: str) -> str:
+    """``text`` with each JSON-escaped line break or tab (a literal ``\\n``, ``\\r``, ``\\t``, as
+    exports and logs write them) turned into a space and a line break: same length, so offsets
+    found in the result hold for ``text``; words on both sides are separate words again."""
+    return _ESCAPED_BREAK.sub(" \n", text) if "\\" in text else text
 
 
 @functools.cache
@@ -315,6 +334,13 @@ def gazetteer_name_spans(text: str) -> Iterator[tuple[int, int, int]]:
         if start is None and len(caps) >= 2 and key(run[caps[-1]][2]) in family:
             if not any(key(run[i][2]) in common for i in caps):
                 start = caps[0]
+        if start is None:  # a surname by its form: Kovačević, Jóhannsdóttir, Genghis Avdeyev
+            form = next((n for n, i in enumerate(caps) if _SURNAME_FORM.search(key(run[i][2]))
+                         and key(run[i][2]) not in common and key(run[i][2]) not in _NOT_SURNAMES), None)
+            if form is not None:
+                while form > 0 and key(run[caps[form - 1]][2]) not in common:
+                    form -= 1  # the given names before it
+                start = caps[form]
         if start is None:
             return
         end, words = start, 1
@@ -330,8 +356,7 @@ def gazetteer_name_spans(text: str) -> Iterator[tuple[int, int, int]]:
         if end + 1 < len(run):  # names side by side on one line: "Mary Smith John Doe Anna Lee"
             yield from names_in(run[end + 1:])
 
-    if "\\" in text:  # a JSON-escaped line break or tab (a literal "\\n") separates words too
-        text = _ESCAPED_BREAK.sub("\n\n", text)
+    text = unescape_breaks(text)  # a JSON-escaped line break (a literal "\\n") separates words too
     for match in _name_runs().finditer(text):
         run = [(match.start() + t.start(), match.start() + t.end(), t.group(0))
                for t in _NAME_TOKEN.finditer(match.group(0))]

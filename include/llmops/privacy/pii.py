@@ -59,6 +59,124 @@ _TITLE_BEFORE = re.compile(
     r"Herr|Frau|Mme|Mlle|M|Pan|Pani|Sir|Dame|Sr\(a\)|Dr\(a\))\.?[ \t]+$", re.IGNORECASE)
 
 
+#: a post-nominal right after a name goes with it: degrees, generations ("Marie Drummond DVM",
+#: "Luis Ortega Jr.")
+_SUFFIX_AFTER = re.compile(r",?[ \t]+(?:MD|DVM|DDS|DMD|PhD|Ph\.D\.|MBA|CPA|RN|Esq\.?|Jr\.?|Sr\.?|II|III|IV)(?![\w.])")
+
+
+@functools.cache
+def _plain_words() -> frozenset[str]:
+    """Words of English or Spanish that are not names: :func:`_common_words` and the gazetteer's
+    word lists (ambiguous names such as "Grace" or "Price" are not among them)."""
+    from llmops.privacy import patterns
+
+    try:
+        listed = patterns.name_gazetteer()[2] - patterns.AMBIGUOUS_NAMES
+    except RuntimeError:  # no gazetteer file: pii.name_gazetteer says so where it is used
+        listed = frozenset()
+    return listed | _common_words()
+
+
+@functools.cache
+def _known_names() -> frozenset[str]:
+    from llmops.privacy import patterns
+
+    try:
+        given, family, _ = patterns.name_gazetteer()
+    except RuntimeError:
+        return frozenset()
+    return given | family
+
+
+# a list of capitalised items, one to three words each: "Guibord, Cannon and Moore", "Ana y Luis"
+_LIST_ITEM = r"\p{Lu}[\p{L}'’-]+(?:[ \t]+\p{Lu}[\p{L}'’-]+){0,2}"
+_NAME_LIST = (r"(?<![\p{L}\p{N}'’-])" + _LIST_ITEM + r"(?:[ \t]*,[ \t]*" + _LIST_ITEM + r")*,?[ \t]+(?:and|or|y|e|o|&)[ \t]+"
+              + _LIST_ITEM + r"(?![\p{L}\p{N}'’-])")
+_CAP_WORD = r"\p{Lu}[\p{L}'’-]{2,}"
+
+
+@functools.cache
+def _name_list_rx() -> tuple[Any, Any, Any]:
+    import regex
+
+    return regex.compile(_NAME_LIST), regex.compile(_LIST_ITEM), regex.compile(_CAP_WORD)
+
+
+def propagate_names(text: str, findings: list[Any], language: str = "en") -> list[Any]:
+    """``findings`` plus the names they imply in ``text`` (``pii.name_propagation``):
+
+    * a word of a found name of two or more words, or a found one-word name that the gazetteer
+      knows (capitalised, 3+ letters, no stop word or title) is a name wherever else it stands
+      capitalised in the same text: "Samuel Dias ... starring Dias", "My name is Longin Symanski
+      but everyone calls me Longin";
+    * in a list of capitalised items ("A, B and C", "A y B") of which one is a found name, the
+      other items are names too, unless a word of theirs is a common word or they were found as
+      something else (a place, an organisation).
+    """
+    persons = [f for f in findings if f.entity_type == "PERSON"]
+    if not persons:
+        return findings
+    from presidio_analyzer import AnalysisExplanation, RecognizerResult
+
+    plain = _plain_words()
+    list_rx, item_rx, word_rx = _name_list_rx()
+    taken = [(f.start, f.end) for f in findings]
+    others = [(f.start, f.end) for f in findings if f.entity_type != "PERSON"]
+    added: list[Any] = []
+
+    def free(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+        return not any(s < end and start < e for s, e in spans)
+
+    def add(start: int, end: int, how: str) -> None:
+        score = 0.6
+        added.append(RecognizerResult(
+            "PERSON", start, end, score,
+            analysis_explanation=AnalysisExplanation("NamePropagation", score, textual_explanation=how),
+            recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: "NamePropagation",
+                                  RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: "NamePropagation"}))
+        taken.append((start, end))
+
+    for m in list_rx.finditer(text):
+        items = [(m.start() + i.start(), m.start() + i.end()) for i in item_rx.finditer(m.group(0))
+                 if i.group(0) not in ("and", "or", "y", "e", "o")]
+        if not any(f.start <= s and e <= f.end for s, e in items for f in persons):
+            continue
+        for s, e in items:
+            words = text[s:e].split()
+            if free(s, e, taken) and free(s, e, others) and not any(w.casefold() in plain for w in words):
+                add(s, e, "listed with a name")
+    known, stop = _known_names(), _stop_words(language) | NOT_NAMES
+    words: set[str] = set()
+    for f in persons:
+        caps = [w.group(0) for w in word_rx.finditer(text, f.start, f.end) if not _TITLE_WORD.fullmatch(w.group(0))]
+        # a one-word finding is carried over only when it is a known name: the model also tags
+        # one-word identifiers ("GenericAlias") as persons, and those should not spread
+        if len(caps) > 1 or (caps and caps[0].casefold() in known):
+            words.update(w for w in caps if w.casefold() not in stop)  # the text's language: "Dias"
+    if words:
+        import regex
+
+        rx = regex.compile(r"(?<![\p{L}\p{N}'’-])(?:" + "|".join(regex.escape(w) for w in sorted(words, key=len, reverse=True))
+                           + r")(?![\p{L}\p{N}-])")
+        for m in rx.finditer(text):
+            if free(m.start(), m.end(), taken):
+                add(m.start(), m.end(), "word of a name found in the same text")
+    return findings + added if added else findings
+
+
+_TITLE_WORD = re.compile(r"(?i)Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Dame|Don|Doña|Herr|Frau|Mme|Mlle|Sra|Srta")
+
+
+@functools.cache
+def _stop_words(language: str) -> frozenset[str]:
+    import importlib
+
+    try:
+        return frozenset(importlib.import_module(f"spacy.lang.{language}.stop_words").STOP_WORDS)
+    except (ImportError, AttributeError):
+        return frozenset()
+
+
 @functools.cache
 def _common_words() -> frozenset[str]:
     """spaCy's English and Spanish stop words and the greetings above: a finding made only of
@@ -293,7 +411,13 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
     if "PERSON" in cfg.entities:
         import regex
 
-        names += [PatternRecognizer(
+        class NameAfterLeadRecognizer(PatternRecognizer):
+            def invalidate_result(self, pattern_text: str) -> bool | None:
+                # "this is Important", "soy Feliz": a common word alone after a lead is no name
+                words = pattern_text.split()
+                return len(words) == 1 and words[0].casefold() in _plain_words()
+
+        names += [NameAfterLeadRecognizer(
             supported_entity="PERSON", name="NameAfterLeadRecognizer", supported_language=lang,
             patterns=[Pattern("name_after_lead", patterns.NAME_AFTER_LEAD, 0.6)],
             global_regex_flags=regex.DOTALL | regex.MULTILINE,  # case matters: names are capitalised
@@ -453,7 +577,12 @@ class PIIRedactor:
     def analyze_batch(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[list[Any]]:
         """Presidio findings per text (``RecognizerResult`` lists), each text analysed in its
         language's pipeline (:meth:`analysis_language`); order kept."""
+        from llmops.privacy.patterns import unescape_breaks
+
         route = [self.analysis_language(lang) for lang in (langs if langs is not None else [None] * len(texts))]
+        # JSON-escaped line breaks (a literal "\\n") read as line breaks; same offsets
+        texts = [unescape_breaks(t) for t in texts]
+        propagate = self.cfg.name_propagation and "PERSON" in self.entities
         out: list[list[Any]] = [[] for _ in texts]
         for language in dict.fromkeys(route):
             idx = [i for i, r in enumerate(route) if r == language]
@@ -461,7 +590,7 @@ class PIIRedactor:
                 texts=[texts[i] for i in idx], language=language, batch_size=self.cfg.batch_size, n_process=1
             )
             for i, (text, artifacts) in zip(idx, pipe, strict=True):
-                out[i] = self._clean_names(text, language, self.analyzer.analyze(
+                found = self._clean_names(text, language, self.analyzer.analyze(
                     text=text,
                     language=language,
                     entities=self.entities,
@@ -469,6 +598,7 @@ class PIIRedactor:
                     allow_list=self.cfg.allow_list or None,
                     score_threshold=self.cfg.score_threshold,
                 ))
+                out[i] = propagate_names(text, found, language) if propagate else found
         return out
 
     def _drop_allowed(self, text: str, findings: list[Any]) -> list[Any]:
@@ -529,15 +659,24 @@ class PIIRedactor:
 
     @staticmethod
     def _clean_names(text: str, language: str, findings: list[Any]) -> list[Any]:
-        """What a statistical model tags as a name or place but is not one: greeting and closing
-        words at the edges of a "name" are cut off (``Hola <PERSON>``), and a finding is dropped
-        when no word is left (``¿``) or when every word is a stop word or greeting of English or
-        Spanish (``Cuánto``, ``¿cuál``, ``Espero``, ``Buenos días``). Redacting
-        them costs training signal and protects nobody."""
+        """What a statistical model tags as a name or place but is not one: a finding running over
+        a line break is cut into its lines (names do not run over lines: "James Sparks" heads an
+        address block), greeting and closing words at the edges of a "name" are cut off
+        (``Hola <PERSON>``), and a line is dropped when no word is left (``¿``), when a word holds
+        a digit (``ORD-1234567``, ``7972 Main St``), or when every word is a stop word or greeting
+        of English or Spanish (``Cuánto``, ``¿cuál``, ``Espero``, ``Buenos días``). Redacting them
+        costs training signal and protects nobody."""
+        import copy
+
         out = []
+        common = _common_words()
         for f in findings:
-            if f.entity_type in NER_ENTITIES:
-                words = list(re.finditer(r"\w[\w'’-]*", text[f.start : f.end]))
+            if f.entity_type not in NER_ENTITIES:
+                out.append(f)
+                continue
+            first = True
+            for line in re.finditer(r"[^\n]+", text[f.start : f.end]):
+                words = list(re.finditer(r"\w[\w'’-]*", line.group(0)))
                 while words and words[0].group(0).casefold() in NOT_NAMES:
                     words.pop(0)
                 while words and words[-1].group(0).casefold() in NOT_NAMES:
@@ -546,15 +685,20 @@ class PIIRedactor:
                     continue  # outside English, a lower-case "name" is a common noun (`baño`)
                 if any(ch.isdigit() for w in words for ch in w.group(0)):
                     continue  # `ORD-1234567`, `12/03/2026`: names and places hold no digits
-                common = _common_words()
                 if all(w.group(0).casefold() in common for w in words):
                     continue
-                f.start, f.end = f.start + words[0].start(), f.start + words[-1].end()
-                if f.entity_type == "PERSON":
-                    title = _TITLE_BEFORE.search(text, 0, f.start)
+                part = f if first else copy.copy(f)
+                first = False
+                base = f.start + line.start()
+                part.start, part.end = base + words[0].start(), base + words[-1].end()
+                if part.entity_type == "PERSON":
+                    title = _TITLE_BEFORE.search(text, 0, part.start)
                     if title is not None:
-                        f.start = title.start()
-            out.append(f)
+                        part.start = title.start()
+                    after = _SUFFIX_AFTER.match(text, part.end)
+                    if after is not None:
+                        part.end = after.end()
+                out.append(part)
         return out
 
     def _foreign_ner_guard(self, text: str, findings: list[Any]) -> list[Any]:
