@@ -142,8 +142,7 @@ def propagate_names(text: str, findings: list[Any], language: str = "en") -> lis
         if not any(f.start <= s and e <= f.end for s, e in items for f in persons):
             continue
         for s, e in items:
-            words = text[s:e].split()
-            if free(s, e, taken) and free(s, e, others) and not any(w.casefold() in plain for w in words):
+            if free(s, e, taken) and free(s, e, others) and not any(w.casefold() in plain for w in text[s:e].split()):
                 add(s, e, "listed with a name")
     known, stop = _known_names(), _stop_words(language) | NOT_NAMES
     words: set[str] = set()
