@@ -73,6 +73,9 @@ NOT_PII = [
     "Invoice total 1 299 EUR, reference 20261204, room 12 floor 3.",
     "El pedido 4521 llegó el 03/12/2026 por 49,99 euros.",
     "Can I change the address for order ORD-243700? Pedido ORD-797485: 219,21 €, ref A1234567B.",
+    # phone words nearby, but the number is an identifier's or a quantity
+    "I sent a message about order 12345678 yesterday; contact us about invoice no. 98765432.",
+    "Nadie contesta sobre el pedido 12345678. Our office has 120 000 square feet.",
 ]
 
 

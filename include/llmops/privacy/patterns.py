@@ -45,7 +45,7 @@ PHONE_CONTEXT = [
     # the labels of a number in a signature or a contact card (vCard's TEL types, RFC 6350 §6.4.1:
     # office, fax, cell, pager, voice, text) and the verbs of telephony: dial, answer, message
     "office", "landline", "voicemail", "pager", "hotline", "dial", "answer", "messag",
-    "oficina", "fijo", "buzón", "contest", "mensaj",
+    "oficina", "fijo", "buzón", "contesta", "mensaj",
 ]
 #: words before a number that make it a card number
 CARD_CONTEXT = ["card", "visa", "mastercard", "amex", "maestro", "tarjeta", "jcb", "discover", "diners"]
@@ -66,7 +66,32 @@ IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"
 OWN_NUMBER = (r"\b(?:my|her|his|your|their|our|mi|su|tu|nuestro)[ \t]+(?:(?:phone|mobile|cell|contact)[ \t]+)?"
               r"(?:number|n[úu]mero)(?:[ \t]+(?:is|es))?[ \t]*:?[ \t]*")
 
-_CONTEXT_GAP = r"[^\d\n]{0,40}?"  # what may stand between a phone word and the number in the gate
+#: words right before a number that make it the number of a thing, not a phone's: "a message about
+#: order 12345678" keeps its order number (a phone word nearby or not)
+ID_WORDS = ["order", "invoice", "ticket", "tracking", "item", "sku", "ref", "reference", "case", "booking",
+            "reservation", "receipt", "transaction", "shipment", "parcel", "package", "serial", "model", "part",
+            "pedido", "factura", "albarán", "albaran", "envío", "envio", "referencia", "reserva", "recibo",
+            "artículo", "articulo", "seguimiento", "expediente"]
+#: what a count or an amount is followed by: "120 000 square feet" is no phone number
+UNIT_WORDS = ["sq", "square", "m2", "m²", "km", "kg", "units", "unidades", "euros", "eur", "usd", "dollars",
+              "dólares", "dolares", "pesos", "feet", "ft", "metres", "meters", "metros", "people", "personas",
+              "items", "artículos", "%", "€", "$"]
+_ID_BEFORE = re.compile(r"(?i)(?<![^\W\d_])(?:" + "|".join(map(re.escape, ID_WORDS)) + r")\.?[ \t]*"
+                        r"(?:(?:no|nr|n[º°o]|number|n[úu]mero|id)\.?[ \t]*)?[:#]?[ \t]*$")
+_UNIT_AFTER = re.compile(r"(?i)[ \t]*(?:" + "|".join(map(re.escape, UNIT_WORDS)) + r")(?![^\W\d_])")
+
+
+def phone_group_context_ok(text: str, start: int, end: int) -> bool:
+    """Digit groups at ``text[start:end]`` may be a phone number where they do not stand right
+    after an identifier word (``order``, ``invoice``, ``pedido`` ...) nor right before a unit or
+    currency (``square feet``, ``euros``, ``%``)."""
+    return not (_ID_BEFORE.search(text, max(0, start - 40), start) or _UNIT_AFTER.match(text, end))
+
+
+# what may stand between a phone word and the number in the gate: up to 40 characters, no digit,
+# no line break and no identifier word (the redactor's rule, phone_group_context_ok)
+_CONTEXT_GAP = (r"(?:(?!(?i:" + "|".join(map(re.escape, ID_WORDS)) + r")\b)[^\d\n]){0,40}?")
+_NO_UNIT = r"(?!(?i:[ \t]*(?:" + "|".join(map(re.escape, UNIT_WORDS)) + r")(?![^\W\d_])))"
 
 
 def _ctx(words: Sequence[str]) -> str:
@@ -94,11 +119,11 @@ RESIDUAL_PATTERNS: dict[str, list[str]] = {
         # grouped national numbers of 9+ digits: 612 34 56 78, 020 7946 0958, 0340-8785417
         r"(?<![\w.,+/-])(?=(?:[ .-]?\(?\d\)?){9})(?:\(\d{1,5}\)[ .-]?)?\d{1,8}(?:[ .-]\d{1,8}){1,5}(?![\w-]|[.,]\d)",
         # digit groups after a phone word: call 9691 2587, teléfono 52-64-13-94 ...
-        "(?i)" + _ctx(PHONE_CONTEXT) + _CONTEXT_GAP + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS,
+        "(?i)" + _ctx(PHONE_CONTEXT) + _CONTEXT_GAP + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS + _NO_UNIT,
         # ... or after "my number is", "su número es"
         "(?i)" + OWN_NUMBER + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS,
-        # ... or before a phone word (a signature's label): 9691 2587 (mobile)
-        "(?i)" + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS + r"[^\d\n]{0,20}?" + _ctx(PHONE_CONTEXT),
+        # ... or right before one (a signature's label, the word after it): 9691 2587 (mobile), 26 841054 office
+        "(?i)" + r"(?=(?:[ .()-]{0,2}\d){6})" + PHONE_GROUPS + r"[ \t]*[-(,:/]?[ \t]*" + _ctx(PHONE_CONTEXT),
     ],
 }
 

@@ -375,9 +375,17 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
                                  recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                                                        RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
                 for start, end in patterns.phone_spans(text, regions)
+                # "invoice 4521 3345": a short national number after an identifier word is the
+                # identifier (9+ digits or a country code stay phone numbers, as the gate has them)
+                if patterns.phone_group_context_ok(text, start, end) or _long_or_international(text[start:end])
             ]
 
     class PhoneGroupRecognizer(PatternRecognizer):
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None,
+                    regex_flags: int | None = None) -> list[Any]:
+            found = super().analyze(text, entities, nlp_artifacts, regex_flags)
+            return [r for r in found if patterns.phone_group_context_ok(text, r.start, r.end)]
+
         def validate_result(self, pattern_text: str) -> bool | None:
             # None keeps the low pattern score: only a phone word nearby lifts it over the threshold
             return None if patterns.phone_group_ok(pattern_text) else False
@@ -448,6 +456,10 @@ def _pattern_recognizers(cfg: PIIConfig, lang: str = "en") -> list[Any]:
             context=patterns.CARD_CONTEXT, supported_language=lang,
         ),
     ]
+
+
+def _long_or_international(number: str) -> bool:
+    return number.lstrip("(").startswith(("+", "00")) or sum(ch.isdigit() for ch in number) >= 9
 
 
 def _context_enhancer(prefix: int, suffix: int) -> Any:
