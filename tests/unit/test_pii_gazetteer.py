@@ -54,6 +54,7 @@ def test_names_are_found(text: str, expected: list[str]):
     "Ella dijo que el pedido llegó roto.",                    # a Spanish pronoun, also a name
     "Apple Inc. shipped it through Tesla Holdings.",
     "THE ORDER NUMBER IS WRONG",                               # upper case is no name
+    "The Princess Royal arrived at the port this morning.",   # titles
 ])
 def test_common_words_places_and_brands_are_not_names(text: str):
     assert _names(text) == []
@@ -97,6 +98,8 @@ def _implied(text: str, *names: str) -> list[str]:
     ("Los socios son Ana Ruiz y Paco Gámez.", ["Ana Ruiz"], ["Paco Gámez"]),
     # a one-word finding that is no known name does not spread ("GenericAlias" tagged by the model)
     ("Use GenericAlias here; GenericAlias is a class.", ["GenericAlias"], []),
+    # nor does a list joined to a one-word finding that is no known name
+    ("Capitalised words like Wisdom and Discipline are taken for names.", ["Discipline"], []),
     # common words in a list are not names, and lower-case words never are
     ("Today, Jones and the team met; jones is a verb in slang.", ["Jones"], []),
 ])
@@ -115,3 +118,9 @@ def test_names_carry_over_to_their_repeats_and_lists(text: str, names: list[str]
 def test_names_the_rules_find_in_full(redactor, text: str, name: str):
     redacted = redactor.redact(text, "en").text
     assert not [w for w in re.findall(r"\w+", name) if re.search(rf"\b{w}\b", redacted)], redacted
+
+
+def test_form_labels_are_not_names(redactor):
+    text = r"Date: 2026-12-04\nName: Kosara Reišl\nPhone: 082 777 7526\nMobile: 0413-7966539"
+    findings = redactor.analyze_batch([text], ["en"])[0]
+    assert [text[f.start:f.end] for f in findings if f.entity_type == "PERSON"] == ["Kosara Reišl"]

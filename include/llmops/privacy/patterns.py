@@ -286,6 +286,7 @@ kent london melbourne milan montana nevada rome texas venice valencia sevilla to
 apple amazon tesla ford dell porsche chevrolet toyota oracle google microsoft
 christian christmas easter monday friday sunday buck penny dollar euro ruby pearl amber jade ivy
 holly rocky dusty misty candy brandy sandy ginger cherry poppy daisy lily violet hazel olive german meta
+prince princess queen duke duchess lord lady baron baroness countess earl squire
 """.split())
 #: names that Faker's word lists hold because texts are full of them: names first, not common words
 NAMES_IN_WORD_LISTS = frozenset("""

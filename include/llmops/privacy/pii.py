@@ -45,12 +45,13 @@ _SPACY_EXCLUDE = ["tagger", "morphologizer", "parser", "attribute_ruler", "lemma
 NER_ENTITIES = {"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"}
 
 
-#: greeting and closing words (English, Spanish) that NER models mistake for names
+#: greeting and closing words and form labels (English, Spanish) that NER models mistake for names
 NOT_NAMES = frozenset("""
 hi hello hey dear thanks thank regards cheers best morning afternoon evening good
 hola buenas buenos buen dia día días tardes noches gracias saludos saludo estimado estimada estimados
 querido querida atentamente cordialmente muchas me llamo soy mi nombre es my name is this
 espero necesito quiero quisiera gracias ayuda favor pedido envío
+phone mobile cell fax desk tel telephone email e-mail name date address teléfono móvil correo nombre fecha dirección
 """.split())
 
 #: a title or honorific right before a name goes with it (it tells the gender, often the job)
@@ -120,6 +121,7 @@ def propagate_names(text: str, findings: list[Any], language: str = "en") -> lis
 
     plain = _plain_words()
     list_rx, item_rx, word_rx = _name_list_rx()
+    known = _known_names()
     taken = [(f.start, f.end) for f in findings]
     others = [(f.start, f.end) for f in findings if f.entity_type != "PERSON"]
     added: list[Any] = []
@@ -139,19 +141,19 @@ def propagate_names(text: str, findings: list[Any], language: str = "en") -> lis
     for m in list_rx.finditer(text):
         items = [(m.start() + i.start(), m.start() + i.end()) for i in item_rx.finditer(m.group(0))
                  if i.group(0) not in ("and", "or", "y", "e", "o")]
-        if not any(f.start <= s and e <= f.end for s, e in items for f in persons):
-            continue
+        if not any(f.start <= s and e <= f.end and _sure_name(text, f, word_rx, known) for s, e in items for f in persons):
+            continue  # a list joined to a model's one-word guess ("Wisdom and Discipline") is no list of names
         for s, e in items:
             if free(s, e, taken) and free(s, e, others) and not any(w.casefold() in plain for w in text[s:e].split()):
                 add(s, e, "listed with a name")
-    known, stop = _known_names(), _stop_words(language) | NOT_NAMES
+    stop = _stop_words(language) | NOT_NAMES
     words: set[str] = set()
     for f in persons:
-        caps = [w.group(0) for w in word_rx.finditer(text, f.start, f.end) if not _TITLE_WORD.fullmatch(w.group(0))]
         # a one-word finding is carried over only when it is a known name: the model also tags
         # one-word identifiers ("GenericAlias") as persons, and those should not spread
-        if len(caps) > 1 or (caps and caps[0].casefold() in known):
-            words.update(w for w in caps if w.casefold() not in stop)  # the text's language: "Dias"
+        if _sure_name(text, f, word_rx, known):
+            words.update(w.group(0) for w in word_rx.finditer(text, f.start, f.end)
+                         if not _TITLE_WORD.fullmatch(w.group(0)) and w.group(0).casefold() not in stop)
     if words:
         import regex
 
@@ -161,6 +163,12 @@ def propagate_names(text: str, findings: list[Any], language: str = "en") -> lis
             if free(m.start(), m.end(), taken):
                 add(m.start(), m.end(), "word of a name found in the same text")
     return findings + added if added else findings
+
+
+def _sure_name(text: str, finding: Any, word_rx: Any, known: frozenset[str]) -> bool:
+    """A finding of two or more capitalised words, or of one the gazetteer knows as a name."""
+    caps = [w.group(0) for w in word_rx.finditer(text, finding.start, finding.end) if not _TITLE_WORD.fullmatch(w.group(0))]
+    return len(caps) > 1 or (len(caps) == 1 and caps[0].casefold() in known)
 
 
 _TITLE_WORD = re.compile(r"(?i)Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Dame|Don|Doña|Herr|Frau|Mme|Mlle|Sra|Srta")
