@@ -94,6 +94,27 @@ def test_deepspeed_zero2_on_cpu_checkpoints_and_resumes(tmp_path, tiny_training,
     assert model.config.id2label == dict(enumerate(sorted(LABELS)))
 
 
+def _with_golden_items(tmp_path: Path, store: Path, n: int) -> tuple[Path, str]:
+    """A copy of ``store`` with one more labeled version: ``n`` items of the support_intents golden set."""
+    import shutil
+
+    from llmops.annotation.jobs import labeled_schema
+    from llmops.evaluation.golden import load_golden
+    from llmops.storage import LocalStore
+    from llmops.versions import VersionWriter
+
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    golden, _ = load_golden("support_intents", "v1")
+    rows = [{"id": f"g{i}", "text": g["text"], "source": "email", "lang": "en", "created_at": None, "meta": "{}",
+             "pii": [], "label": LABELS[i % 3], "label_confidence": 0.9, "agreement": 1.0, "n_votes": 3,
+             "votes": "{}", "prelabel": None, "method": "dawid_skene"} for i, g in enumerate(golden[:n])]
+    writer = VersionWriter("support_messages", "labeled", schema=labeled_schema())
+    writer.counts.input = len(rows)
+    writer.add_rows(rows)
+    return copy, writer.finish(LocalStore(copy))["id"]
+
+
 def _config(tmp_path: Path, model_dir: Path, store: Path, version: str, **train: object) -> dict:
     return {"model": {"name_or_path": str(model_dir), "max_length": 32},
             "data": {"storage_root": str(store), "versions": [version]},
@@ -114,8 +135,16 @@ def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_training, 
     model_dir, store, version = tiny_training
     _no_launcher(monkeypatch)
     mlflow_db(tmp_path / "mlflow.db")
-    cfg = parse_train_config(_config(tmp_path, model_dir, store, version))
+    # a second labeled version that holds two items of the support_intents golden set: removed
+    # before the split, counted in the run's params and in train_result.json
+    store, contaminated = _with_golden_items(tmp_path, store, 2)
+    data = _config(tmp_path, model_dir, store, version)
+    data["data"]["versions"] = [version, contaminated]
+    data["data"]["decontaminate"] = {"suites": ["support_intents"]}
+    cfg = parse_train_config(data)
     first = run_training(cfg)
+    assert first["decontamination"]["rows_removed"] == 2 and sum(first["splits"].values()) == 90
+    assert first["decontamination"]["suites"]["support_intents"]["golden_items_found"] == 2
     # a retried task: the training is done, so it only re-publishes, into the same run and version
     second = run_training(cfg)
     assert first["mlflow"] == second["mlflow"] and first["mlflow"]["version"] == "1"
@@ -123,9 +152,12 @@ def test_mlflow_one_run_and_one_version_across_retries(tmp_path, tiny_training, 
     versions = client.search_model_versions("name = 'support-intents'")
     assert [str(v.version) for v in versions] == ["1"]
     mv = versions[0]
-    assert mv.run_id == first["mlflow"]["run_id"] and mv.tags["llmops.dataset_versions"] == version
+    assert mv.run_id == first["mlflow"]["run_id"] and mv.tags["llmops.dataset_versions"] == f"{version},{contaminated}"
     run = client.get_run(mv.run_id)
     assert run.info.status == "FINISHED" and run.data.tags["llmops.run_key"] == "dag/run-1/train"
+    assert run.data.params["decontamination.rows_removed"] == "2"
+    assert run.data.params["decontamination.support_intents.golden_items_found"] == "2"
+    assert run.data.params["decontamination.support_intents.contamination_rate"] == str(round(2 / 240, 4))
     assert run.data.params["train.max_steps"] == "6" and run.data.params["deepspeed.zero_optimization.stage"] == "2"
     assert "code_version" in run.data.params
     steps = [m.step for m in client.get_metric_history(mv.run_id, "train/loss")]

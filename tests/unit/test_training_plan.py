@@ -65,6 +65,10 @@ def test_run_key_and_folder_are_per_dag_run_and_task_not_per_try(tmp_path, monke
     assert tc.tracking.run_key == key and tc.tracking.registered_model == "support-intent"
     assert tc.tracking.tags == {"llmops.candidate": "minilm", "airflow.dag_id": "llm_fine_tuning"}
     assert tc.data.versions == ["labeled-a", "labeled-b"] and tc.data.storage_root == str(tmp_path / "store")
+    # the training data is checked against the golden items of the configured evaluation suites
+    assert tc.data.decontaminate.suites == ["support_intents"] and tc.data.decontaminate.jaccard == 0.8
+    off = parse_config({"training": {"decontamination": {"enabled": False}}})
+    assert build_train_config(off, cand, versions=["labeled-a"], output_dir="o", key=key).data.decontaminate.suites == []
 
 
 def test_run_folder_on_s3_pulls_pushes_and_prunes(tmp_path: Path, s3_client):

@@ -50,10 +50,12 @@ def evaluate_version(cfg: PipelineConfig, version: str, *, predictor: Any = None
     uri = f"models:/{name}/{version}"
     reports, runs = {}, {}
     suites = suites_for(cfg, version_task(cfg, version))
+    trained_on = training_params(cfg, version)
     for suite in suites:
         suite_name = suite.name
         with use_tracking_uri(_uri(cfg)):  # models:/ URIs resolve against the pipeline's store
             report = evaluate_model(uri, suite, predictor=predictor)
+        report["contamination"] = contamination(trained_on, suite_name)
         reports[suite_name] = report
         if log_to_mlflow:
             runs[suite_name] = log_evaluation(_uri(cfg), report, model_name=name, version=str(version),
@@ -82,6 +84,27 @@ def version_task(cfg: PipelineConfig, version: str) -> str | None:
     if not mv.run_id:
         return None
     return client.get_run(mv.run_id).data.tags.get("llmops.task")
+
+
+def training_params(cfg: PipelineConfig, version: str) -> dict[str, str] | None:
+    """The params of the training run of a registered version (None: not from a run)."""
+    client = _client(cfg)
+    mv = client.get_model_version(cfg.training.registered_model, str(version))
+    return dict(client.get_run(mv.run_id).data.params) if mv.run_id else None
+
+
+def contamination(params: dict[str, str] | None, suite: str) -> dict[str, Any]:
+    """What the candidate's training run recorded about ``suite``'s golden items in its data
+    (:mod:`llmops.training.decontam`): found before the split and removed, or not checked."""
+    prefix = f"decontamination.{suite}."
+    if not params or prefix + "golden_items_found" not in params:
+        return {"checked": False}
+    return {"checked": True, "golden_items": int(params[prefix + "golden_items"]),
+            "golden_items_found": int(params[prefix + "golden_items_found"]),
+            "contamination_rate": float(params[prefix + "contamination_rate"]),
+            "rows_removed": int(params.get("decontamination.rows_removed", "0")),
+            "rows_checked": int(params.get("decontamination.rows_checked", "0")),
+            "by_reason": params.get("decontamination.by_reason", "{}"), "removed_before_training": True}
 
 
 def suites_for(cfg: PipelineConfig, task: str | None) -> list[Any]:

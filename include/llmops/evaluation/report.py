@@ -439,6 +439,25 @@ def _section_pii(report: dict[str, Any]) -> str:
                       '<p class="meta">Counts only; the flagged outputs are not shown.</p>'])
 
 
+def _section_contamination(report: dict[str, Any]) -> str:
+    c = report.get("contamination")
+    if not c:
+        return ""
+    if not c.get("checked"):
+        return ("<h2>Training data contamination</h2>\n<p>Not recorded: the candidate's training run did not check "
+                "its data against this suite's golden set (trained without <code>training.decontamination</code>, "
+                "or not by the pipeline).</p>")
+    rows = [_row([_t("golden items"), _n(c.get("golden_items"))]),
+            _row([_t("golden items found in the training data"), _n(c.get("golden_items_found"))]),
+            _row([_t("contamination rate (before removal)"), _n(c.get("contamination_rate"))]),
+            _row([_t("training rows checked"), _n(c.get("rows_checked"))]),
+            _row([_t("training rows removed before the split"), _n(c.get("rows_removed"))])]
+    return "\n".join(["<h2>Training data contamination</h2>", _table(["", "value"], rows, "contamination"),
+                      '<p class="meta">Exact and near duplicates of this suite\'s golden items found in the '
+                      "candidate's labeled data were removed before training; the rate says how much of the "
+                      "golden set the data held.</p>"])
+
+
 def _token_span(token: str, score: float) -> str:
     alpha = min(1.0, abs(float(score)))
     color = f"rgba(44,160,44,{alpha:.2f})" if score >= 0 else f"rgba(214,39,40,{alpha:.2f})"
@@ -514,6 +533,7 @@ def render_html(report: dict[str, Any], *, decision: Decision | None = None, cha
         _section_slices(report, champion),
         _section_robustness(report),
         _section_pii(report),
+        _section_contamination(report),
         _section_explanations(report),
         _section_timing(report),
         _section_plots(plots),
@@ -575,6 +595,11 @@ def markdown_summary(report: dict[str, Any], decision: Decision | None = None) -
     if pii:
         entities = ", ".join(f"{_md(k)} {v}" for k, v in sorted((pii.get("entities") or {}).items())) or "none"
         bullets.append(f"PII probe: {pii.get('with_pii', 0)}/{pii.get('outputs', 0)} outputs ({entities})")
+    cont = report.get("contamination")
+    if cont:
+        bullets.append(f"training data contamination: {cont.get('golden_items_found')}/{cont.get('golden_items')} "
+                       f"golden items (rate {_num(cont.get('contamination_rate'))}), removed before training"
+                       if cont.get("checked") else "training data contamination: not recorded")
     t = report.get("timing") or {}
     if t:
         bullets.append(f"timing: {t.get('examples', '?')} examples in {_num(t.get('seconds'), 2)} s "

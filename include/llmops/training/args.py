@@ -42,6 +42,19 @@ class ModelArgs(_Args):
                                  description="sft: the prompt; its tokens are masked from the loss.")
 
 
+class DecontamArgs(_Args):
+    suites: list[str] = Field(default_factory=list, description="Evaluation suites (names or YAML files) whose "
+                              "golden items the training data must not hold; [] checks nothing. The DAG fills "
+                              "in evaluation.suites.")
+    suites_dir: str | None = Field(default=None, description="A folder of project suites, looked up before the "
+                                                             "built-in ones.")
+    jaccard: float = Field(default=0.8, gt=0, le=1, description="A row whose character 5-gram Jaccard "
+                           "similarity with a golden item reaches this is a near duplicate of it.")
+    ngram: int | None = Field(default=None, ge=3, le=50, description="Also remove rows sharing this many "
+                              "consecutive words with a golden item (13 in GPT-3 and lm-evaluation-harness); "
+                              "null: exact and near duplicates only.")
+
+
 class DataArgs(_Args):
     storage_root: str = Field(default="${LLMOPS_HOME}/store", description="Object store holding the dataset.")
     dataset: str = "support_messages"
@@ -51,6 +64,9 @@ class DataArgs(_Args):
     validation_fraction: float = Field(default=0.15, ge=0, lt=1)
     test_fraction: float = Field(default=0.15, ge=0, lt=1)
     seed: int = Field(default=0, description="Seeds the split (stratified by label) and nothing else.")
+    decontaminate: DecontamArgs = Field(default_factory=DecontamArgs,
+                                        description="Rows holding an evaluation suite's golden item are removed "
+                                                    "before the split, and counted.")
 
 
 class RunArgs(_Args):

@@ -79,7 +79,14 @@ def build_train_config(cfg: PipelineConfig, candidate: dict[str, Any], *, versio
                        key: str, tags: dict[str, str] | None = None) -> TrainConfig:
     """The validated training config of one candidate (errors name the key)."""
     stage = cfg.training
-    data = {"storage_root": cfg.resolved_storage_root(), "dataset": cfg.dataset, "versions": list(versions)}
+    data: dict[str, Any] = {"storage_root": cfg.resolved_storage_root(), "dataset": cfg.dataset,
+                            "versions": list(versions)}
+    decon = stage.decontamination
+    if decon.enabled and cfg.evaluation.suites:
+        from llmops.evaluation.promotion import suites_dir
+
+        data["decontaminate"] = {"suites": list(cfg.evaluation.suites), "suites_dir": suites_dir(cfg),
+                                 "jaccard": decon.jaccard, "ngram": decon.ngram}
     tracking = {"tracking_uri": stage.tracking.tracking_uri, "artifact_location": stage.tracking.artifact_location,
                 "experiment": stage.tracking.experiment, "log_system_metrics": stage.tracking.log_system_metrics,
                 "run_key": key, "run_name": f"{candidate['name']}", "registered_model": stage.registered_model,

