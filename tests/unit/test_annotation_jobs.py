@@ -72,6 +72,33 @@ def test_exclude_policy_quarantines_the_flagged_item(curated_factory, redactor):
     assert m["annotation"]["pii_scan"]["excluded"] == ["leaky-1"]
 
 
+def test_candidates_holding_a_golden_item_are_never_sent_to_the_crowd(curated_factory, redactor):
+    from llmops.evaluation.golden import load_golden
+
+    golden, _ = load_golden("support_intents", "v1")
+    cfg, store, manifest = curated_factory(12, extra_texts={"gold-copy": golden[5]["text"]}, overrides={
+        "annotation": {"selection": {"size": 13}, "local": {"delay_s": [0, 0]}},
+        "training": {"decontamination": {"enabled": True}}})
+    candidates = jobs.load_candidates(store, manifest, pool=100, seed=0)
+    _, near = jobs._without_golden_items(cfg, [it for it in candidates if it.id != "gold-copy"])
+    plan = _prepare(cfg, store, manifest, redactor)
+    # the copy, and the messages the factory wrote that are near duplicates of golden items
+    assert plan["excluded_golden"] == 1 + len(near) and plan["items"] == 12 - len(near)
+    items = store.read_bytes(f"annotations/{cfg.dataset}/jobs/{plan['job_id']}/items.jsonl").decode()
+    assert "gold-copy" not in items
+    crowd = LocalCrowd(store, cfg.annotation.local, labels=cfg.annotation.task.labels, clock=Clock())
+    jobs.export_job(cfg, store=store, job_id=plan["job_id"], backend=crowd)
+    jobs.review_job(cfg, store=store, job_id=plan["job_id"], backend=crowd)
+    m = jobs.publish_labels(cfg, store=store, job_id=plan["job_id"], producer={"kind": "test"})
+    assert m["annotation"]["decontamination"] == {"excluded": 1 + len(near),
+                                                  "by_reason": {"exact": 1, **({"near": len(near)} if near else {})}}
+    # turned off, the item is a candidate like any other
+    off = cfg.model_copy(update={"training": cfg.training.model_copy(update={
+        "decontamination": cfg.training.decontamination.model_copy(update={"enabled": False})})})
+    kept, excluded = jobs._without_golden_items(off, jobs.load_candidates(store, manifest, pool=100, seed=0))
+    assert excluded == {} and "gold-copy" in {it.id for it in kept}
+
+
 # --------------------------------------------------------------------------- export on MTurk
 def test_export_creates_each_hit_once_with_its_token(curated_factory, redactor):
     cfg, store, manifest = curated_factory(20, overrides={"annotation": {"backend": "mturk"}})

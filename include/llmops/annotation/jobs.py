@@ -174,6 +174,10 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
                 candidates.append(it)
     if focus:
         log.info("annotation job %s: %d candidates in focus %s", job_id, len(candidates), focus)
+    candidates, excluded_golden = _without_golden_items(cfg, candidates)
+    if excluded_golden:
+        log.warning("annotation job %s: %d candidates hold a golden evaluation item and are not labeled",
+                    job_id, len(excluded_golden))
     selection = a.selection.model_copy(update={"size": a.selection.size * len(versions)})
     chosen, stats = select(candidates, selection)
     gold = load_gold(a.selection.gold.path, a.task.labels)
@@ -215,12 +219,14 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
         "batches": [{"key": batch_key(b), "token": request_token(dag_id, partition, batch_key(b)),
                      "items": [it.id for it in b]} for b in batches],
         "excluded_pii": flagged,
+        "excluded_golden": excluded_golden,
         "cost_estimate": cost.as_dict(),
         "selection": stats,
     }
     summary = {"job_id": job_id, "curated_versions": versions, "partition": partition,
                "items": len(chosen), "gold_items": len(used_gold), "hits": len(batches),
-               "excluded_pii": len(flagged), "strategy_used": stats["strategy_used"],
+               "excluded_pii": len(flagged), "excluded_golden": len(excluded_golden),
+               "strategy_used": stats["strategy_used"],
                "cost_estimate_usd": str(cost.total_usd), **({"focus": focus} if focus else {})}
     plan["summary"] = summary
     store.write_bytes(f"{prefix}/items.jsonl",
@@ -234,6 +240,24 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
     log.info("annotation job %s: %s items + %s gold in %s HITs (strategy %s), estimated $%s", job_id,
              summary["items"], summary["gold_items"], summary["hits"], summary["strategy_used"], cost.total_usd)
     return summary
+
+
+def _without_golden_items(cfg: PipelineConfig, candidates: list[Item]) -> tuple[list[Item], dict[str, Any]]:
+    """``candidates`` without those that hold a golden item of ``evaluation.suites`` (the training
+    stage's rule, ``training.decontamination``), and ``{id: {suite, golden_id, reason}}`` of those."""
+    decon = cfg.training.decontamination
+    if not (decon.enabled and cfg.evaluation.suites and candidates):
+        return candidates, {}
+    from llmops.evaluation.promotion import suites_dir
+    from llmops.evaluation.suites import load_suite
+    from llmops.training.decontam import decontaminate, golden_index
+
+    index = golden_index([load_suite(name, suites_dir(cfg)) for name in cfg.evaluation.suites], ngram=decon.ngram,
+                         jaccard=decon.jaccard)
+    _, report = decontaminate([{"id": it.id, "text": it.text} for it in candidates], index)
+    excluded = {r["id"]: {"suite": r["suite"], "golden_id": r["golden_id"], "reason": r["reason"]}
+                for r in report["removed"]}
+    return [it for it in candidates if it.id not in excluded], excluded
 
 
 # --------------------------------------------------------------------------- export
@@ -536,6 +560,9 @@ def publish_labels(cfg: PipelineConfig, *, store: Any, job_id: str, producer: di
             "label_distribution": dict(sorted(Counter(r["label"] for r in rows).items())),
             "selection": plan["selection"],
             "pii_scan": {"excluded": sorted(plan["excluded_pii"])},
+            # candidates holding a golden evaluation item, never sent to the crowd (llmops.training.decontam)
+            "decontamination": {"excluded": len(plan.get("excluded_golden", {})),
+                                "by_reason": dict(Counter(e["reason"] for e in plan.get("excluded_golden", {}).values()))},
             "cost_usd": {"estimate": ledger.get("cost_estimate"),
                          "approved_rewards_and_fees": str(per_assignment * statuses["approve"]),
                          "bonuses": str(bonuses)},
