@@ -37,7 +37,7 @@ class CLIError(Exception):
 
 
 def _quiet_libraries() -> None:
-    for name in ("presidio-analyzer", "presidio-anonymizer", "spacy", "datasets", "urllib3"):
+    for name in ("presidio-analyzer", "presidio-anonymizer", "spacy", "datasets", "urllib3", "mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -47,7 +47,45 @@ def _load(config: str | None) -> Any:
     try:
         return load_config(config)
     except ConfigError as exc:
-        raise CLIError(str(exc), code=2) from None
+        raise CLIError(str(exc) if "--config" in str(exc) else f"--config {config}: {exc}", code=2) from None
+
+
+MODEL_FORMS = ("a model folder (save_pretrained or an MLflow model), models:/NAME/VERSION, models:/NAME@ALIAS, "
+               "runs:/RUN_ID/PATH or another MLflow artifact URI")
+
+
+def _model_arg(value: str, flag: str = "--model") -> str:
+    """``value`` when it can name a model: an MLflow URI, or a folder that exists."""
+    if "://" in value or value.startswith(("models:/", "runs:/")):
+        return value
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise CLIError(f"{flag} {value}: no such folder; {flag} takes {MODEL_FORMS}", code=2)
+    if not path.is_dir():
+        raise CLIError(f"{flag} {value}: not a folder; {flag} takes {MODEL_FORMS}", code=2)
+    return str(path)
+
+
+def _model_error(exc: Exception, value: str, flag: str = "--model") -> CLIError:
+    """A model that could not be loaded: the argument, the cause, where it was looked up."""
+    import mlflow
+
+    cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    where = f" (MLflow tracking URI {mlflow.get_tracking_uri()})" if value.startswith(("models:/", "runs:/")) else ""
+    return CLIError(f"{flag} {value}: cannot load the model: {cause}{where}; {flag} takes {MODEL_FORMS}")
+
+
+def _iso_date(value: str | None, flag: str) -> str | None:
+    """``value`` when it is an ISO date or date-time (``2026-11-25``, ``2026-11-25T06:00``)."""
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise CLIError(f"{flag} {value!r}: not an ISO date or time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)", code=2) from None
+    return value
 
 
 def _summary(manifest: dict[str, Any], where: str) -> str:
@@ -76,10 +114,14 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from llmops.stages import curate_paths
 
     cfg = _load(args.config)
+    missing = [p for p in args.inputs if not Path(p).exists()]
+    if missing:
+        raise CLIError(f"INPUT {', '.join(missing)}: no such file or folder; INPUT takes .jsonl, .csv, .parquet or "
+                       ".txt files, or folders of them", code=2)
     try:
         manifest = curate_paths(args.inputs, args.out, cfg)
     except (FileNotFoundError, FileExistsError) as exc:
-        raise CLIError(str(exc), code=2) from None
+        raise CLIError(f"--out {args.out}: {exc}" if isinstance(exc, FileExistsError) else str(exc), code=2) from None
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:
@@ -91,6 +133,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from llmops.stages import collect_raw, curate_version, open_config_store
 
     cfg = _load(args.config)
+    if not cfg.sources:
+        raise CLIError(f"--config {args.config or '(embedded defaults)'}: no sources configured; add at least one entry "
+                       "under `sources` (files, http, object_store or hf_dataset)", code=2)
     store = open_config_store(cfg)
     producer = {"kind": "cli", "partition": args.partition}
     raw = collect_raw(cfg, store=store, partition=args.partition, producer=producer)
@@ -105,6 +150,18 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     from llmops.sampledata import generate
 
     days = tuple(args.day) if args.day else None
+    for day in days or ():
+        try:
+            from datetime import date
+
+            date.fromisoformat(day)
+        except ValueError:
+            raise CLIError(f"--day {day!r}: not a date (YYYY-MM-DD)", code=2) from None
+    if args.records_per_day < 20:
+        raise CLIError(f"--records-per-day {args.records_per_day}: must be at least 20 (room for the planted problems)",
+                       code=2)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise CLIError(f"--out {args.out}: a file is there; --out takes a folder", code=2)
     kwargs: dict[str, Any] = {"seed": args.seed, "records_per_day": args.records_per_day}
     if days:
         kwargs["days"] = days
@@ -121,6 +178,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_train_config(args.config)
     except ConfigError as exc:
         raise CLIError(str(exc), 2) from None
+    from llmops.config import expand_vars
+    from llmops.storage import open_store
+
+    store = open_store(expand_vars(cfg.data.storage_root))
+    missing = [v for v in cfg.data.versions if not _has_version(store, cfg.data.dataset, "labeled", v)]
+    if missing:
+        raise CLIError(f"--config {args.config}: data.versions: no labeled version {', '.join(missing)} of "
+                       f"{cfg.data.dataset!r} in {store.url(f'datasets/{cfg.data.dataset}/labeled/versions')}; "
+                       "name versions that exist there (labeled-<hash>)", code=2)
     from llmops.training.train import exit_code, run_training
 
     summary = run_training(cfg)
@@ -135,15 +201,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         suite = load_suite(args.suite)
     except ConfigError as exc:
-        raise CLIError(str(exc), 2) from None
+        raise CLIError(f"--suite {args.suite}: {exc}", 2) from None
     if args.tracking_uri:
         import mlflow
 
         mlflow.set_tracking_uri(args.tracking_uri)
+    from llmops.evaluation.inference import load_predictor
     from llmops.evaluation.report import markdown_summary, plots, render_html
     from llmops.evaluation.runner import evaluate_model
 
-    report = evaluate_model(args.model, suite)
+    model = _model_arg(args.model)
+    try:
+        predictor = load_predictor(model, task=suite.task)
+    except Exception as exc:  # MlflowException, OSError, ValueError of a folder that holds no model
+        raise _model_error(exc, args.model) from None
+    report = evaluate_model(model, suite, predictor=predictor)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -159,15 +231,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from llmops.config import ConfigError, load_config
+    from llmops.config import ConfigError
     from llmops.drift.nightly import compare_versions
 
+    cfg = _load(args.config)
+    from llmops.stages import open_config_store
+
+    store = open_config_store(cfg)
+    for flag, version in (("--reference", args.reference), ("--current", args.current)):
+        stage = next((st for st in ("curated", "labeled", "raw") if _has_version(store, cfg.dataset, st, version)), None)
+        if stage is None:
+            raise CLIError(f"{flag} {version}: no such dataset version of {cfg.dataset!r} in "
+                           f"{store.url(f'datasets/{cfg.dataset}')} (curated, labeled or raw); see the ids under "
+                           "its <stage>/versions/ folders", code=2)
+    model = _model_arg(args.model) if args.model else None
     try:
-        cfg = load_config(Path(args.config) if args.config else None)
-        report = compare_versions(cfg, args.reference, args.current, model=args.model,
-                                  embeddings=not args.no_embeddings)
+        report = compare_versions(cfg, args.reference, args.current, model=model, embeddings=not args.no_embeddings)
     except ConfigError as exc:
         raise CLIError(str(exc), 2) from None
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if model is not None and isinstance(exc, MlflowException | OSError):
+            raise _model_error(exc, args.model) from None
+        raise
     if args.out:
         from llmops.drift.report import render_html
 
@@ -189,6 +276,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if report["drift"] else 0
 
 
+def _has_version(store: Any, dataset: str, stage: str, version: str) -> bool:
+    from llmops.versions import version_prefix
+
+    return bool(store.exists(f"{version_prefix(dataset, stage, version)}/manifest.json"))
+
+
 def _store(cfg: Any) -> Any:
     from llmops.stages import open_config_store
 
@@ -199,6 +292,9 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from llmops.privacy.erasure import ErasureError, erase
 
     subjects = list(args.subject or [])
+    if not subjects and not args.subjects_file:
+        raise CLIError("--subject / --subjects-file: name at least one subject (a raw identifier, a pseudonym such "
+                       "as <EMAIL_ADDRESS_1a2b3c4d5e6f> or a subject key ENTITY:<64 hex>)", code=2)
     if args.subjects_file:
         path = Path(args.subjects_file)
         if not path.is_file():
@@ -241,7 +337,7 @@ def cmd_subject_keys(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from llmops.privacy.audit import read_events
 
-    events = read_events(_store(_load(args.config)), event=args.event, since=args.since)
+    events = read_events(_store(_load(args.config)), event=args.event, since=_iso_date(args.since, "--since"))
     if args.json:
         print(json.dumps(events, indent=2, sort_keys=True))
         return 0
@@ -281,7 +377,7 @@ def cmd_pii_eval(args: argparse.Namespace) -> int:
     try:
         samples, digest = load_labeled(args.labeled)
     except ValueError as exc:
-        raise CLIError(str(exc), code=2) from None
+        raise CLIError(f"--labeled {exc}", code=2) from None
     redactor = make_redactor(cfg)
     if redactor is None:
         raise CLIError("curation.pii.enabled is false: there is no redactor to evaluate", code=2)
@@ -318,7 +414,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
     from llmops.privacy.retention import enforce_retention
 
     cfg = _load(args.config)
-    out = enforce_retention(cfg, store=_store(cfg), today=args.today)
+    out = enforce_retention(cfg, store=_store(cfg), today=_iso_date(args.today, "--today"))
     print(f"retention as of {out['today']}: raw versions {len(out['raw_versions'])}, quarantines "
           f"{len(out['quarantine_versions'])}, annotation jobs {len(out['annotation_jobs'])}; records removed "
           + ", ".join(f"{k} {v}" for k, v in out["records"].items()))
@@ -416,6 +512,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str) -> str:
+    """A message of several lines (a config error's problems) as one: ``;``-separated."""
+    out = ""
+    for line in (part.strip() for part in message.splitlines()):
+        if line:
+            out += line if not out else (f" {line}" if out.endswith(":") else f"; {line}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -426,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CLIError as exc:
-        print(f"llmops: error: {exc}", file=sys.stderr)
+        print(f"llmops: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         print("llmops: interrupted", file=sys.stderr)

@@ -108,7 +108,7 @@ def test_bad_config_one_line_exit_2(inputs: Path, tmp_path: Path, args: list[str
 def test_missing_input(tmp_path: Path):
     """A real process: one line on stderr, exit 2."""
     res = _run("curate", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "v"))
-    assert res.returncode == 2 and "input not found" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert res.returncode == 2 and "no such file or folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert res.stderr.startswith("llmops: error:") and "Traceback" not in res.stderr
     assert not (tmp_path / "v").exists()
 

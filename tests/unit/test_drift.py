@@ -151,7 +151,7 @@ def test_llmops_drift_compares_two_dataset_versions(tmp_path, capsys):
     html = (tmp_path / "r" / "report.html").read_text()
     assert f"dataset version {ids[0]}" in html and "DRIFT" in html
     assert main([*base, "--current", "nope"]) == 2
-    assert "dataset version 'nope'" in capsys.readouterr().err
+    assert "--current nope: no such dataset version" in capsys.readouterr().err
 
 
 def test_champion_performance_against_its_promotion_time_numbers(tmp_path):
