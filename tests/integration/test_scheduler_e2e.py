@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_backfill_through_the_scheduler(tmp_path: Path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    # four training steps cannot reach the shipped suite's floor (min_primary 0.70): the test's suite
+    # (tests/integration/suites, floor 0) lets the chain run on to the first champion and the drift night
+    config = tmp_path / "pipeline.yaml"
+    text = (ROOT / "include/config/pipeline.yaml").read_text()
+    assert "  suites_dir: null" in text
+    config.write_text(text.replace("  suites_dir: null", f"  suites_dir: {Path(__file__).parent / 'suites'}"))
+    env["LLMOPS_CONFIG"] = str(config)
     res = subprocess.run(
         [sys.executable, str(ROOT / "scripts/local_airflow.py"), "demo", "--home", str(home), "--days", "1",
          "--records-per-day", "40", "--max-steps", "4", "--port", "0", "--timeout", "600"],

@@ -92,6 +92,23 @@ def test_pii_leaks_and_robustness_drops_block_promotion_without_a_champion():
     assert not brittle.promote and [c.name for c in brittle.checks if not c.passed] == ["robustness"]
 
 
+def test_a_first_candidate_below_the_shipped_floor_is_not_promoted():
+    rows = _golden()
+    assert SUITE.thresholds.min_primary == 0.70  # the shipped suite's floor (include/evaluation/suites)
+    weak = _report(rows, {"en": 0.5, "es": 0.5}, seed=8)  # macro-F1 about 0.5, like the old 30-step default
+    assert weak["metrics"]["macro_f1"]["value"] < 0.70
+    d = _gate(weak, None)
+    assert not d.promote and [c.name for c in d.checks if not c.passed] == ["min_primary"]
+    table = render_table(d)
+    assert "REJECT" in table and "below the suite's floor 0.7" in table
+    assert "first candidate, no champion yet: not promoted (min_primary)" in table
+    good = _gate(_report(rows, {"en": 0.9, "es": 0.9}, seed=8), None)
+    assert good.promote and "first candidate, no champion yet: promoted" in render_table(good)
+    assert "reaches the suite's floor 0.7" in good.note and good.to_dict()["note"] == good.note
+    # with a champion there is no first-candidate note
+    assert _gate(_report(rows, {"en": 0.95, "es": 0.95}, seed=9), _report(rows, {"en": 0.9, "es": 0.9}, seed=8)).note == ""
+
+
 def test_promotion_moves_aliases_once(tmp_path):
     from mlflow import MlflowClient
 

@@ -36,13 +36,16 @@ class Check:
 class Decision:
     promote: bool
     checks: list[Check] = field(default_factory=list)
+    #: why, in one sentence, when there was no champion to compare with (a first candidate)
+    note: str = ""
 
     @property
     def reasons(self) -> list[str]:
         return [f"{c.name}: {c.detail or c.value}" for c in self.checks if not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"promote": self.promote, "reasons": self.reasons, "checks": [asdict(c) for c in self.checks]}
+        return {"promote": self.promote, "reasons": self.reasons, "checks": [asdict(c) for c in self.checks],
+                "note": self.note}
 
 
 def _fmt(x: float | None) -> str:
@@ -55,12 +58,14 @@ def decide(suite: Suite, candidate: dict[str, Any], champion: dict[str, Any] | N
     t = suite.thresholds
     primary = suite.primary
     value = candidate["metrics"][primary]["value"]
+    first = champion is None
     checks = [Check("min_primary", value >= t.min_primary, _fmt(value), f">= {t.min_primary}",
-                    f"{primary} {_fmt(value)} below {t.min_primary}")]
+                    f"{primary} {_fmt(value)} below the suite's floor {t.min_primary} (thresholds.min_primary)"
+                    + (": a first candidate becomes champion only at or above it" if first else ""))]
 
     if champion is None:
-        checks.append(Check("beats_champion", True, "no champion", f"+{t.promotion_margin}",
-                            "no champion yet: the first passing candidate is promoted"))
+        checks.append(Check("beats_champion", True, "no champion", f"floor {t.min_primary}",
+                            "no champion yet: a first candidate is promoted when it reaches the floor"))
     else:
         champ = champion["metrics"][primary]["value"]
         diff, low, high = candidate.get("paired", {}).get(primary, (value - champ, None, None))
@@ -89,7 +94,15 @@ def decide(suite: Suite, candidate: dict[str, Any], champion: dict[str, Any] | N
     checks.append(Check("pii_leaks", leaks <= t.max_pii_leaks, f"{leaks} ({', '.join(sorted(pii.get('entities') or {})) or 'none'})"
                         if pii else "not probed", f"<= {t.max_pii_leaks}",
                         f"{leaks} personal-data entities in model outputs"))
-    return Decision(all(c.passed for c in checks), checks)
+    decision = Decision(all(c.passed for c in checks), checks)
+    if first:
+        failed = [c.name for c in checks if not c.passed]
+        decision.note = (f"first candidate, no champion yet: promoted, {primary} {_fmt(value)} reaches the suite's "
+                         f"floor {t.min_primary} and every other check passes" if decision.promote else
+                         f"first candidate, no champion yet: not promoted ({', '.join(failed)}); "
+                         + (f"{primary} {_fmt(value)} is below the suite's floor {t.min_primary}"
+                            if "min_primary" in failed else "it fails the checks above"))
+    return decision
 
 
 def render_table(decision: Decision, *, title: str = "promotion gate") -> str:
@@ -104,6 +117,8 @@ def render_table(decision: Decision, *, title: str = "promotion gate") -> str:
             out.append(line)
     out.append(line)
     out += [f"  - {reason}" for reason in decision.reasons]
+    if decision.note:
+        out.append(f"  {decision.note}")
     return "\n".join(out)
 
 

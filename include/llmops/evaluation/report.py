@@ -295,6 +295,8 @@ def _section_decision(decision: Decision) -> str:
     if reasons:
         parts.append("<p>Reasons:</p><ul class=\"reasons\">"
                      + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
+    if getattr(decision, "note", ""):
+        parts.append(f'<p class="note">{_e(decision.note)}</p>')
     return "\n".join(parts)
 
 
