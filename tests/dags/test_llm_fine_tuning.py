@@ -120,9 +120,21 @@ def test_dag_test_registers_exactly_one_version_also_when_retried_then_evaluatio
     assert [c["run_id"] for c in _events(dr2, since)[-1]["candidates"]] == [mv.run_id]
 
     # evaluation of the registered candidate: report in MLflow, gate, champion alias (the model knows the
-    # three labels of its training data, the golden suite six: scored on all six, as MiniLM would be)
+    # three labels of its training data, the golden suite six: scored on all six, as MiniLM would be).
+    # On the shipped suite its macro-F1 is far below the floor (min_primary 0.70): no first champion
     evaluation = _get_dag("llm_evaluation")
     conf = {"config_path": str(ROOT / "include/config/pipeline.yaml")}
+    dr, states = _run(evaluation, {**conf, "versions": "1"})
+    assert dr.state == "success" and states[("promote", -1)] == "skipped", states
+    mv = client.get_model_version("support-intent", "1")
+    assert mv.tags["eval.support_intents.decision"] == "reject"
+    assert float(mv.tags["eval.support_intents.macro_f1"]) < 0.70
+    assert not client.get_registered_model("support-intent").aliases
+    # against a suite whose floor is 0 (tests/integration/suites) it becomes the first champion
+    config = tmp_path / "floor0.yaml"
+    config.write_text((ROOT / "include/config/pipeline.yaml").read_text().replace(
+        "  suites_dir: null", f"  suites_dir: {ROOT / 'tests/integration/suites'}"))
+    conf = {"config_path": str(config)}
     dr, states = _run(evaluation, {**conf, "versions": "1"})
     assert dr.state == "success", states
     assert states[("promote", -1)] == "success"
