@@ -58,6 +58,38 @@ def test_clean_data_passes_and_docs_are_offline(tmp_path: Path):
     assert make_docs_offline(tmp_path / "docs") == 0  # idempotent
 
 
+def test_the_docs_index_lists_each_validation_in_a_browser(tmp_path: Path):
+    """GX's own index is drawn by the JavaScript that offline docs leave out: the published index is
+    plain HTML listing each validation, and its link opens a result page that renders."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    run_gate(_bad(), load_suite("curated"), PARAMS, policy="warn", docs_dir=tmp_path / "docs")
+    index = (tmp_path / "docs" / "index.html").read_text()
+    assert "<script" not in index and "Clear Filters" not in index and "FAILED" in index and "3 of 7" in index
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (scripts/setup_browser.sh installs it)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto((tmp_path / "docs" / "index.html").as_uri())
+            rows = page.locator("tbody tr")
+            assert rows.count() == 1
+            cells = rows.first.locator("td").all_inner_texts()
+            assert (cells[0], cells[2], cells[3]) == ("curated", "FAILED", "3 of 7") and cells[1].endswith(" UTC")
+            page.get_by_role("link", name="validation result").click()
+            page.wait_for_load_state()
+            text = page.inner_text("body")
+            assert "Expectation Validation Result" in text and "Unsuccessful Expectations" in text
+            assert "expect_column_values_to_be_unique" in text or "unique" in text
+            assert "jane.doe@example.com" not in text  # the scrubbed result: no text values
+        finally:
+            browser.close()
+
+
 def re_src(html: str) -> str:
     """What a browser loads by itself: every src, and the href of <link> tags (not <a> links)."""
     import re

@@ -96,6 +96,8 @@ def make_docs_offline(docs_dir: Path) -> int:
     n = 0
     for page in docs_dir.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
+        if _OWN_PAGE in html:  # the index write_docs_index wrote: offline already
+            continue
         cleaned = _CDN.sub("", html)
         if "</head>" in cleaned and _OFFLINE_CSS not in cleaned:
             cleaned = cleaned.replace("</head>", _OFFLINE_CSS + "</head>", 1)
@@ -137,6 +139,59 @@ def _build_docs(context: Any, validated: list[tuple[Any, Any]], docs_dir: Path) 
         context.validation_results_store.set(key, scrubbed)
     context.build_data_docs(site_names=["llmops"])
     make_docs_offline(docs_dir)
+    write_docs_index(docs_dir, [
+        {"page": "validations/" + "/".join(key.to_tuple()) + ".html", "suite": str(key.to_tuple()[0]),
+         "suite_page": "expectations/" + "/".join(key.to_tuple()[:-3]) + ".html",
+         "run_time": str(key.to_tuple()[-2]), "success": bool(res.success),
+         "failed": sum(1 for r in res.results if not r.success), "evaluated": len(res.results)}
+        for key, res in validated])
+
+
+_OWN_PAGE = '<meta name="generator" content="llmops">'
+_INDEX_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#1f2328}
+table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #d0d7de;padding:.35rem .7rem;text-align:left}
+th{background:#f6f8fa}td.num{text-align:right}.passed{color:#1a7f37;font-weight:600}
+.failed{color:#cf222e;font-weight:600}.meta{color:#57606a}"""
+
+
+def _when(run_time: str) -> str:
+    """GX's run-time folder name (``20261204T155020.920552Z``) as ``2026-12-04 15:50:20 UTC``."""
+    m = re.fullmatch(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(?:\.\d+)?Z", run_time)
+    return f"{m[1]}-{m[2]}-{m[3]} {m[4]}:{m[5]}:{m[6]} UTC" if m else run_time
+
+
+def write_docs_index(docs_dir: Path, entries: list[dict[str, Any]]) -> Path:
+    """Replace GX's index page (an empty shell its stripped JavaScript would have filled) with a
+    plain HTML list of every validation whose result page is in ``docs_dir``: suite, time, result,
+    failed expectations, each linking to its result page, newest first. ``entries`` describe the
+    pages just built; ``llmops_index.json`` keeps them for a later rebuild of the index."""
+    import html
+    import json
+
+    sidecar = docs_dir / "llmops_index.json"
+    known = {e["page"]: e for e in (json.loads(sidecar.read_text()) if sidecar.exists() else [])}
+    known.update({e["page"]: e for e in entries})
+    # a GX build keeps only the pages of its own store: list what is there
+    rows = sorted((e for e in known.values() if (docs_dir / e["page"]).exists()),
+                  key=lambda e: (e["run_time"], e["page"]), reverse=True)
+    sidecar.write_text(json.dumps(rows, indent=2, sort_keys=True))
+    e = html.escape
+    body = []
+    for r in rows:
+        result = '<span class="passed">passed</span>' if r["success"] else '<span class="failed">FAILED</span>'
+        suite = (f'<a href="{e(r["suite_page"])}">{e(r["suite"])}</a>' if (docs_dir / r["suite_page"]).exists()
+                 else e(r["suite"]))
+        body.append(f"<tr><td>{suite}</td><td>{e(_when(r['run_time']))}</td><td>{result}</td>"
+                    f'<td class="num">{r["failed"]} of {r["evaluated"]}</td>'
+                    f'<td><a href="{e(r["page"])}">validation result</a></td></tr>')
+    page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + _OWN_PAGE + "\n<title>Data Docs: validations</title>\n"
+            f"<style>\n{_INDEX_CSS}\n</style>\n</head>\n<body>\n<h1>Data Docs: validations</h1>\n"
+            f'<p class="meta">{len(rows)} validation(s) with Great Expectations; failed expectations are counted, '
+            "row values of text columns are never shown.</p>\n"
+            "<table><thead><tr><th>suite</th><th>validated</th><th>result</th><th>failed expectations</th>"
+            f"<th></th></tr></thead>\n<tbody>\n{chr(10).join(body)}\n</tbody></table>\n</body>\n</html>\n")
+    (docs_dir / "index.html").write_text(page, encoding="utf-8")
+    return docs_dir / "index.html"
 
 
 def log_to_mlflow(entry: dict[str, Any], docs_dir: Path | None = None) -> bool:
