@@ -201,6 +201,29 @@ def simple_auth_password(airflow_home: Path, username: str = "admin") -> str:
     return str(json.loads(path.read_text())[username])
 
 
+def group_members(pgid: int) -> list[tuple[int, str]]:
+    """``(pid, program)`` of the live processes of process group ``pgid`` (from /proc; zombies,
+    which are already dead, are left out)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+        words = [a.decode(errors="replace") for a in argv if a]
+        if words and Path(words[0]).name.startswith("python") and len(words) > 1:
+            words = words[1:]  # python /path/to/airflow scheduler -> airflow scheduler
+        program = " ".join([Path(words[0]).name, *words[1:2]]) if words else stat[stat.index("(") + 1:stat.rindex(")")]
+        out.append((int(entry.name), program))
+    return out
+
+
 class Standalone:
     """``airflow standalone`` in its own process group, stopped as a whole."""
 
@@ -234,17 +257,50 @@ class Standalone:
             time.sleep(2)
         raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s (last: {last}); see {self.log_path}")
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
+    def stop(self, grace: float = 7.0) -> str | None:
+        """Stop ``airflow standalone``'s whole process group (its scheduler, API server, triggerer,
+        DAG processor and their workers): SIGTERM, then SIGKILL for whatever still runs after
+        ``grace`` seconds – done within 10 s, also when the user presses Ctrl-C again meanwhile.
+        Prints and returns what was stopped (None: nothing was running)."""
+        if self.proc is None:
+            return None
+        pgid = self.proc.pid
+        members = group_members(pgid)
+        if not members:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+            return None
+        try:  # a second Ctrl-C must not cut the clean-up short and leave the group behind
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            previous = None
+        t0 = time.monotonic()
+        killed = 0
         try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+                os.killpg(pgid, signal.SIGTERM)
+            while time.monotonic() - t0 < grace and group_members(pgid):
+                self.proc.poll()  # reap the leader as soon as it exits
+                time.sleep(0.2)
+            left = group_members(pgid)
+            if left:
+                killed = len(left)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                while time.monotonic() - t0 < grace + 2.5 and group_members(pgid):
+                    self.proc.poll()
+                    time.sleep(0.1)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        names = sorted({name for _, name in members})
+        message = (f"stopped airflow standalone: process group {pgid}, {len(members)} processes "
+                   f"({', '.join(names)}) in {time.monotonic() - t0:.1f}s"
+                   + (f"; {killed} did not exit on SIGTERM within {grace:.0f}s and were killed" if killed else ""))
+        print(message, flush=True)
+        return message
 
     def password(self) -> str:
         home = Path(self.env["AIRFLOW_HOME"])
@@ -652,9 +708,11 @@ def up(args: argparse.Namespace) -> int:
     home, days, server, env, af = start_local(args, "up")
     try:
         print(f"Airflow UI: {af.base}  user: admin  password: {af.password()}")
-        print(f"LLMOPS_HOME={home}; sample partitions {days[0]} .. {days[-1]}; Ctrl-C to stop")
-        with contextlib.suppress(KeyboardInterrupt):
+        print(f"LLMOPS_HOME={home}; sample partitions {days[0]} .. {days[-1]}; Ctrl-C to stop", flush=True)
+        try:
             af.proc.wait()  # type: ignore[union-attr]
+        except KeyboardInterrupt:
+            print("up: Ctrl-C, stopping Airflow", flush=True)
     finally:
         af.stop()
         server.shutdown()
