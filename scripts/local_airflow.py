@@ -735,8 +735,10 @@ def main(argv: list[str] | None = None) -> int:
                            help=f"max_steps of the {FINE_TUNING_DAG_ID} run (default: the config's)")
         p.set_defaults(func=fn)
     args = parser.parse_args(argv)
-    # a terminated demo still stops Airflow's whole process group (the `finally` blocks)
+    # a terminated demo still stops Airflow's whole process group (the `finally` blocks); SIGINT
+    # stops it too, also when a shell started the script in the background (which ignores SIGINT)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     return int(args.func(args))
 
 
