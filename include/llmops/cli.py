@@ -2,6 +2,8 @@
 
     llmops curate INPUT... --out DIR [--config FILE]
     llmops collect --partition 2026-11-25 [--config FILE]      (raw + curated versions in the store)
+    llmops annotate --curated VERSION... [--backend local|mturk] [--no-wait] [--json]   (label on the crowd)
+    llmops annotate --status JOB                                   (HITs, assignments, cost so far, deadline)
     llmops sample-data --out DIR [--seed 0] [--records-per-day 200] [--days 3]
     llmops erase --request-id DSR-1 --subjects-file FILE [--config FILE]   (GDPR/CCPA erasure)
     llmops subject-keys --subjects-file FILE                                (keys to put in a request instead)
@@ -276,6 +278,124 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if report["drift"] else 0
 
 
+#: the annotation DAG's id: a job started from the shell is the job the DAG would start (same
+#: identity, same HITs, same labeled version), so neither ever pays for the other's labels twice
+ANNOTATION_DAG_ID = "llm_annotation"
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    """Select, export (or resume), wait, review and publish one annotation job – the DAG's steps."""
+    import time
+
+    from llmops.annotation import jobs
+    from llmops.versions import read_manifest
+
+    cfg = _load(args.config)
+    if args.backend:
+        cfg = cfg.model_copy(update={"annotation": cfg.annotation.model_copy(update={"backend": args.backend})})
+    store = _store(cfg)
+    backend = _crowd(cfg, store)
+    if args.status:
+        if not store.exists(f"{jobs.job_prefix(cfg.dataset, args.status)}/plan.json"):
+            raise CLIError(f"--status {args.status}: no such annotation job in "
+                           f"{store.url(f'annotations/{cfg.dataset}/jobs')}", code=2)
+        return _print_job(cfg, store, args.status, backend, args.json)
+    if not args.curated:
+        raise CLIError("--curated: name the curated version(s) to label (or --status JOB)", code=2)
+    for version in args.curated:
+        if not _has_version(store, cfg.dataset, "curated", version):
+            raise CLIError(f"--curated {version}: no such curated version of {cfg.dataset!r} in "
+                           f"{store.url(f'datasets/{cfg.dataset}/curated/versions')}", code=2)
+    partition = read_manifest(store, cfg.dataset, "curated", args.curated[-1]).get("partition") or args.curated[-1]
+    from llmops.annotation.hits import BudgetExceededError
+
+    try:
+        plan = jobs.prepare_job(cfg, store=store, curated_version_id=list(args.curated), partition=partition,
+                                dag_id=ANNOTATION_DAG_ID)
+        job_id = plan["job_id"]
+        jobs.export_job(cfg, store=store, job_id=job_id, backend=backend)
+    except (jobs.PIIGuardError, BudgetExceededError) as exc:
+        raise CLIError(_one_line(str(exc)), code=2) from None
+    if not args.wait:
+        return _print_job(cfg, store, job_id, backend, args.json)
+    policy = cfg.annotation.wait
+    while True:
+        progress = jobs.job_progress(store, cfg.dataset, job_id, backend)
+        if progress["done"]:
+            break
+        if time.time() >= float(progress["deadline"] or 0):
+            got = f"{progress['submitted']} of {progress['expected']} assignments"
+            extensions = len(jobs.read_ledger(store, cfg.dataset, job_id)["extensions"])
+            if policy.on_deadline == "fail":
+                raise CLIError(f"annotation job {job_id}: deadline passed with {got} submitted "
+                               "(annotation.wait.on_deadline: fail)")
+            if policy.on_deadline == "extend" and extensions < policy.max_extensions:
+                jobs.extend_job(cfg, store=store, job_id=job_id, backend=backend, extension=extensions + 1)
+                continue
+            print(f"annotation job {job_id}: deadline passed with {got}; proceeding with what is in", file=sys.stderr)
+            break
+        time.sleep(policy.poll_interval_s)
+    jobs.review_job(cfg, store=store, job_id=job_id, backend=backend)
+    manifest = jobs.publish_labels(cfg, store=store, job_id=job_id, producer={"kind": "cli", "job_id": job_id})
+    if args.json:
+        print(json.dumps({"job_id": job_id, "labeled_version": manifest["id"], "counts": manifest["counts"],
+                          "annotation": {k: manifest["annotation"][k] for k in ("hits", "assignments", "cost_usd")}},
+                         indent=2, sort_keys=True))
+    else:
+        a = manifest["annotation"]
+        print(f"annotation job {job_id}: {len(a['hits'])} HITs, {a['assignments']['submitted']} assignments")
+        print(_summary(manifest, store.url(f"datasets/{cfg.dataset}/labeled/versions/{manifest['id']}")))
+    return 0
+
+
+def _crowd(cfg: Any, store: Any) -> Any:
+    """The configured crowd: the local simulation, or MTurk with the requester keys of the Airflow
+    connection ``annotation.mturk.conn_id`` (any secrets backend Airflow is configured with)."""
+    from llmops.annotation.jobs import make_backend
+
+    client = None
+    if cfg.annotation.backend == "mturk":
+        from llmops_airflow.hooks.mturk import MTurkHook
+
+        client = MTurkHook(aws_conn_id=cfg.annotation.mturk.conn_id, sandbox=cfg.annotation.mturk.sandbox).conn
+    return make_backend(cfg, store, mturk_client=client)
+
+
+def _print_job(cfg: Any, store: Any, job_id: str, backend: Any, as_json: bool) -> int:
+    """A job's HITs, assignments, cost so far and deadline (what ``--status`` and ``--no-wait`` print)."""
+    from datetime import UTC, datetime
+
+    from llmops.annotation import jobs
+
+    ledger = jobs.read_ledger(store, cfg.dataset, job_id)
+    progress = jobs.job_progress(store, cfg.dataset, job_id, backend)
+    reviewed = [e for e in ledger["assignments"].values()]
+    approved = sum(1 for e in reviewed if e.get("action") == "approve")
+    from decimal import Decimal
+
+    reward = cfg.annotation.mturk.reward_usd  # + MTurk's 20% fee, at least $0.01 (as publish_labels counts)
+    per_assignment = reward + max(Decimal("0.01"), (reward * Decimal("0.2")).quantize(Decimal("0.01")))
+    status = {"job_id": job_id, "backend": ledger["backend"], "status": ledger.get("status"),
+              "curated_versions": ledger["curated_versions"], "hits": progress["hits"],
+              "hits_done": progress["hits_done"], "assignments_expected": progress["expected"],
+              "assignments_submitted": progress["submitted"], "assignments_approved": approved,
+              "cost_estimate_usd": (ledger.get("cost_estimate") or {}).get("total_usd"),
+              "cost_so_far_usd": str(per_assignment * approved),
+              "deadline": datetime.fromtimestamp(float(progress["deadline"]), UTC).isoformat()
+              if progress.get("deadline") else None,
+              "labeled_version": ledger.get("labeled_version")}
+    if as_json:
+        print(json.dumps(status, indent=2, sort_keys=True, default=str))
+    else:
+        print(f"annotation job {job_id} ({status['backend']}, {status['status']}): {status['hits']} HITs "
+              f"({status['hits_done']} complete), assignments {status['assignments_submitted']} of "
+              f"{status['assignments_expected']} submitted, {approved} approved; cost so far "
+              f"${status['cost_so_far_usd']} of ${status['cost_estimate_usd']} estimated; deadline {status['deadline']}"
+              + (f"; labeled version {status['labeled_version']}" if status["labeled_version"] else
+                 f"; llmops annotate --status {job_id} to follow it"))
+    return 0
+
+
 def _has_version(store: Any, dataset: str, stage: str, version: str) -> bool:
     from llmops.versions import version_prefix
 
@@ -449,6 +569,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write report.json, report.html and plots here")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("annotate", help="label curated versions on the crowd (local simulation or MTurk): the "
+                       "llm_annotation DAG's job, from a shell")
+    p.add_argument("--curated", nargs="+", metavar="VERSION", help="curated version id(s) to label (one job)")
+    p.add_argument("--backend", choices=["local", "mturk"], help="default: annotation.backend of the config")
+    p.add_argument("--config", metavar="FILE", help="pipeline YAML (its annotation: section and object store)")
+    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                   help="wait for the assignments, review and publish the labeled version (default); "
+                        "--no-wait exports and returns")
+    p.add_argument("--status", metavar="JOB", help="show a job's HITs, assignments, cost so far and deadline")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("drift", help="data and prediction drift between two dataset versions (exit 1 on drift)")
     p.add_argument("--reference", required=True, metavar="VERSION", help="reference dataset version id")

@@ -103,6 +103,57 @@ def test_dag_test_produces_a_labeled_version(airflow_db, dag, curated):
     assert latest_for_partition(store, cfg.dataset, "labeled", day) == vid
     assert json.loads(store.read_bytes(ledger_key))["labeled_version"] == vid
 
+    # `llmops annotate` on the same curated version is the same job too: same version, no new HIT
+    out = _annotate(["--curated", cur["id"], "--config", str(cfg_path), "--json"])
+    assert out["job_id"] == ann["job_id"] and out["labeled_version"] == vid
+    assert sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits_before
+    assert {k: store.read_bytes(k) for k in store.list(f"crowd/local/{cfg.dataset}/reviews/")} == reviews_before
+
+
+def _annotate(argv: list[str]) -> dict:
+    import contextlib
+    import io
+
+    from llmops.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["annotate", *argv]) == 0
+    return json.loads(buf.getvalue())
+
+
+def test_llmops_annotate_makes_the_job_the_dag_would_and_a_second_call_creates_nothing(airflow_db, dag, curated):
+    """From the shell first: exported without waiting, followed with --status, then waited for,
+    reviewed and published; called again it creates no HIT; the DAG on the same curated version
+    then finds the same job and publishes the same labeled version."""
+    from llmops.versions import latest_for_partition
+
+    cfg_path, cfg, store, cur, day = curated
+    base = ["--curated", cur["id"], "--config", str(cfg_path), "--json"]
+    exported = _annotate([*base, "--no-wait"])
+    assert exported["status"] == "exported" and exported["hits"] >= 6 and exported["labeled_version"] is None
+    assert exported["assignments_expected"] == 3 * exported["hits"] and exported["deadline"]
+    status = _annotate(["--status", exported["job_id"], "--config", str(cfg_path), "--json"])
+    assert status["job_id"] == exported["job_id"] and status["cost_estimate_usd"] == exported["cost_estimate_usd"]
+    hits = sorted(store.list(f"crowd/local/{cfg.dataset}/hits/"))
+    assert len(hits) == exported["hits"]
+
+    done = _annotate(base)
+    vid = done["labeled_version"]
+    assert done["job_id"] == exported["job_id"] and vid.startswith("labeled-")
+    assert latest_for_partition(store, cfg.dataset, "labeled", day) == vid
+    assert sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits  # no HIT added
+    again = _annotate(base)
+    assert again["labeled_version"] == vid and sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits
+    after = _annotate(["--status", exported["job_id"], "--config", str(cfg_path), "--json"])
+    assert after["status"] == "published" and after["labeled_version"] == vid
+    assert after["assignments_approved"] > 0 and float(after["cost_so_far_usd"]) > 0
+
+    dr, states = _run(dag, {"config_path": str(cfg_path), "curated_version": cur["id"]})
+    assert dr.state == "success", states
+    assert sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits
+    assert latest_for_partition(store, cfg.dataset, "labeled", day) == vid
+
 
 def test_over_budget_fails_before_any_hit(airflow_db, dag, curated, tmp_path: Path):
     cfg_path, cfg, store, cur, _ = curated
