@@ -101,21 +101,74 @@ def test_fail_policy_fails_the_task(airflow_db, tmp_path: Path, monkeypatch):
     assert ti.state == "failed" and ti.try_number == 1  # failed at once, no retry on the same data
 
 
-def test_docs_app_serves_only_docs(tmp_path: Path):
+@pytest.fixture()
+def signed_in(airflow_db, monkeypatch: pytest.MonkeyPatch):
+    """Airflow's simple auth manager, initialised as the API server does; yields a JWT of a
+    viewer (read access to DAGs) and takes the process-wide auth manager down again after."""
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
+                       "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "a-test-secret-of-enough-length-0123456789")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "viewer:viewer")
+    purge_cached_app()
+    am = init_auth_manager()
+    try:
+        yield am.generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+    finally:
+        purge_cached_app()
+
+
+def test_docs_app_serves_only_docs_and_only_to_a_signed_in_reader(tmp_path: Path, signed_in: str):
+    from fastapi.testclient import TestClient
+
+    from llmops.storage import LocalStore
+    from llmops_airflow.docs_app import create_app, dag_for
+
+    store = LocalStore(tmp_path)
+    store.write_bytes("datasets/d/curated/versions/v1/docs/curated/index.html", b"<html>ok</html>")
+    store.write_bytes("datasets/d/curated/versions/v1/data/part-00000.parquet", b"PAR1")
+    client = TestClient(create_app(lambda: store))
+    page = "/docs/datasets/d/curated/versions/v1/docs/curated/index.html"
+    assert client.get(page).status_code == 401  # no token, no session cookie
+    assert client.get(page, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 403
+    auth = {"Authorization": f"Bearer {signed_in}"}
+    ok = client.get(page, headers=auth)
+    assert ok.status_code == 200 and ok.text == "<html>ok</html>" and ok.headers["content-type"].startswith("text/html")
+    assert client.get(page, cookies={"_token": signed_in}).status_code == 200  # the UI's session cookie
+    assert client.get("/docs/datasets/d/curated/versions/v1/data/part-00000.parquet", headers=auth).status_code == 404
+    assert client.get("/docs/datasets/d/curated/versions/v1/docs/../data/part-00000.parquet",
+                      headers=auth).status_code == 404
+    assert client.get("/docs/datasets/d/curated/versions/v1/docs/curated/missing.html", headers=auth).status_code == 404
+    # whose read permission a page needs: the DAG that published the stage
+    assert dag_for("datasets/d/curated/versions/v1/docs/curated/index.html") == "llm_data_collection"
+    assert dag_for("datasets/d/labeled/versions/v1/docs/labeled/index.html") == "llm_annotation"
+    assert dag_for("datasets/d/curated/versions/v1/gates/run-1/index.html") == "llm_dataset_gate"
+
+
+def test_docs_need_the_dags_read_permission(tmp_path: Path, signed_in: str, monkeypatch: pytest.MonkeyPatch):
+    """The permission is asked of Airflow's auth manager, for the publishing DAG: a user it denies
+    that DAG gets 403."""
+    from airflow.api_fastapi.app import get_auth_manager
     from fastapi.testclient import TestClient
 
     from llmops.storage import LocalStore
     from llmops_airflow.docs_app import create_app
 
     store = LocalStore(tmp_path)
-    store.write_bytes("datasets/d/curated/versions/v1/docs/curated/index.html", b"<html>ok</html>")
-    store.write_bytes("datasets/d/curated/versions/v1/data/part-00000.parquet", b"PAR1")
+    store.write_bytes("datasets/d/labeled/versions/v1/docs/labeled/index.html", b"<html>ok</html>")
+    asked = []
+
+    def is_authorized_dag(*, method, access_entity=None, details=None, user):
+        asked.append((method, details.id if details else None))
+        return False
+
+    monkeypatch.setattr(get_auth_manager(), "is_authorized_dag", is_authorized_dag)
     client = TestClient(create_app(lambda: store))
-    ok = client.get("/docs/datasets/d/curated/versions/v1/docs/curated/index.html")
-    assert ok.status_code == 200 and ok.text == "<html>ok</html>" and ok.headers["content-type"].startswith("text/html")
-    assert client.get("/docs/datasets/d/curated/versions/v1/data/part-00000.parquet").status_code == 404
-    assert client.get("/docs/datasets/d/curated/versions/v1/docs/../data/part-00000.parquet").status_code == 404
-    assert client.get("/docs/datasets/d/curated/versions/v1/docs/curated/missing.html").status_code == 404
+    denied = client.get("/docs/datasets/d/labeled/versions/v1/docs/labeled/index.html",
+                        headers={"Authorization": f"Bearer {signed_in}"})
+    assert denied.status_code == 403 and asked == [("GET", "llm_annotation")]
 
 
 def test_taskflow_form_calls_the_same_gate(tmp_path: Path, monkeypatch):

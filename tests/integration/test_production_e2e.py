@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,15 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
         manifest = json.loads(client.get_object(Bucket=BUCKET, Key=manifests[0])["Body"].read())
         assert manifest["partition"] == day and manifest["counts"]["kept"] > 0
     assert any(k.startswith("mlflow/") for k in keys), "MLflow artifacts are in S3"
+    # the curated version's Data Docs through the API server's /llmops/docs: only with a login
+    (index,) = [k.removeprefix("store/") for k in keys if k.startswith("store/datasets/support_messages/curated/")
+                and k.endswith("/docs/curated/index.html")]
+    with pytest.raises(urllib.error.HTTPError) as no_login:
+        urllib.request.urlopen(f"{s.api}/llmops/docs/{index}", timeout=30)
+    assert no_login.value.code == 401
+    docs = urllib.request.Request(f"{s.api}/llmops/docs/{index}", headers={"Authorization": f"Bearer {tok}"})
+    with urllib.request.urlopen(docs, timeout=30) as resp:
+        assert resp.status == 200 and b"Data Docs: validations" in resp.read()
     # the audit trail in S3 (written through the store's Airflow connection): the export to the
     # crowd and the promotion, once each
     audit = [k for k in keys if k.startswith("store/audit/events/")]
