@@ -110,7 +110,7 @@ def signed_in(airflow_db, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
                        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
-    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "a-test-secret-of-enough-length-0123456789")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "a-test-secret-long-enough-for-hs512-" + "0123456789abcdef" * 2)
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "viewer:viewer")
     purge_cached_app()
     am = init_auth_manager()
