@@ -149,13 +149,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
+    from datetime import date
+
     from llmops.sampledata import generate
 
     days = tuple(args.day) if args.day else None
     for day in days or ():
         try:
-            from datetime import date
-
             date.fromisoformat(day)
         except ValueError:
             raise CLIError(f"--day {day!r}: not a date (YYYY-MM-DD)", code=2) from None
@@ -294,7 +294,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     if args.backend:
         cfg = cfg.model_copy(update={"annotation": cfg.annotation.model_copy(update={"backend": args.backend})})
     store = _store(cfg)
-    backend = _crowd(cfg, store)
+    from llmops_airflow.operators.annotation import open_crowd  # MTurk keys from the Airflow connection
+
+    backend = open_crowd(cfg, store)
     if args.status:
         if not store.exists(f"{jobs.job_prefix(cfg.dataset, args.status)}/plan.json"):
             raise CLIError(f"--status {args.status}: no such annotation job in "
@@ -348,19 +350,6 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _crowd(cfg: Any, store: Any) -> Any:
-    """The configured crowd: the local simulation, or MTurk with the requester keys of the Airflow
-    connection ``annotation.mturk.conn_id`` (any secrets backend Airflow is configured with)."""
-    from llmops.annotation.jobs import make_backend
-
-    client = None
-    if cfg.annotation.backend == "mturk":
-        from llmops_airflow.hooks.mturk import MTurkHook
-
-        client = MTurkHook(aws_conn_id=cfg.annotation.mturk.conn_id, sandbox=cfg.annotation.mturk.sandbox).conn
-    return make_backend(cfg, store, mturk_client=client)
-
-
 def _print_job(cfg: Any, store: Any, job_id: str, backend: Any, as_json: bool) -> int:
     """A job's HITs, assignments, cost so far and deadline (what ``--status`` and ``--no-wait`` print)."""
     from datetime import UTC, datetime
@@ -369,8 +358,7 @@ def _print_job(cfg: Any, store: Any, job_id: str, backend: Any, as_json: bool) -
 
     ledger = jobs.read_ledger(store, cfg.dataset, job_id)
     progress = jobs.job_progress(store, cfg.dataset, job_id, backend)
-    reviewed = [e for e in ledger["assignments"].values()]
-    approved = sum(1 for e in reviewed if e.get("action") == "approve")
+    approved = sum(1 for e in ledger["assignments"].values() if e.get("action") == "approve")
     from decimal import Decimal
 
     reward = cfg.annotation.mturk.reward_usd  # + MTurk's 20% fee, at least $0.01 (as publish_labels counts)

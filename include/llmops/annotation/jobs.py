@@ -249,11 +249,9 @@ def _without_golden_items(cfg: PipelineConfig, candidates: list[Item]) -> tuple[
     if not (decon.enabled and cfg.evaluation.suites and candidates):
         return candidates, {}
     from llmops.evaluation.promotion import suites_dir
-    from llmops.evaluation.suites import load_suite
-    from llmops.training.decontam import decontaminate, golden_index
+    from llmops.training.decontam import decontaminate, index_for
 
-    index = golden_index([load_suite(name, suites_dir(cfg)) for name in cfg.evaluation.suites], ngram=decon.ngram,
-                         jaccard=decon.jaccard)
+    index = index_for(cfg.evaluation.suites, suites_dir(cfg), ngram=decon.ngram, jaccard=decon.jaccard)
     _, report = decontaminate([{"id": it.id, "text": it.text} for it in candidates], index)
     excluded = {r["id"]: {"suite": r["suite"], "golden_id": r["golden_id"], "reason": r["reason"]}
                 for r in report["removed"]}

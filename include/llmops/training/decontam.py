@@ -27,7 +27,7 @@ from typing import Any
 
 from llmops.curate.minhash import shingles
 
-__all__ = ["GoldenIndex", "Match", "decontaminate", "golden_index"]
+__all__ = ["GoldenIndex", "Match", "decontaminate", "golden_index", "index_for"]
 
 _SHINGLE = 5
 
@@ -132,6 +132,15 @@ def golden_index(suites: Iterable[Any], *, ngram: int | None = None, jaccard: fl
         for row in rows:
             index.add(suite.name, str(row["id"]), str(row["text"]))
     return index
+
+
+def index_for(suites: Sequence[str], suites_dir: str | None = None, *, ngram: int | None = None,
+              jaccard: float = 0.8) -> GoldenIndex:
+    """:func:`golden_index` of evaluation suites named (or given as YAML paths) in ``suites``,
+    ``suites_dir`` searched before the built-in ones."""
+    from llmops.evaluation.suites import load_suite
+
+    return golden_index([load_suite(name, suites_dir) for name in suites], ngram=ngram, jaccard=jaccard)
 
 
 def decontaminate(rows: Sequence[dict[str, Any]], index: GoldenIndex, *,

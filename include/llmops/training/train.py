@@ -456,11 +456,9 @@ def _decontaminate(cfg: TrainConfig, rows: list[dict[str, Any]]) -> dict[str, An
     spec = cfg.data.decontaminate
     if not spec.suites:
         return None
-    from llmops.evaluation.suites import load_suite
-    from llmops.training.decontam import decontaminate, golden_index
+    from llmops.training.decontam import decontaminate, index_for
 
-    index = golden_index([load_suite(name, spec.suites_dir) for name in spec.suites], ngram=spec.ngram,
-                         jaccard=spec.jaccard)
+    index = index_for(spec.suites, spec.suites_dir, ngram=spec.ngram, jaccard=spec.jaccard)
     kept, report = decontaminate(rows, index)
     for name, suite in report["suites"].items():
         log.info("decontamination: %d of %d golden items of %s found in the training data (rate %.4f)",
