@@ -3,6 +3,7 @@
 It shows the verdict and breaches, every test with its effect size and p-value, where the data
 moved (per slice), the champion's performance against its promotion-time numbers, and the trend
 over earlier nights. Like the evaluation report it holds numbers and distributions, never texts.
+The page is the Jinja2 template ``include/templates/drift_report.html.j2`` (:mod:`llmops.templates`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from llmops.evaluation.report import _CSS, _e, _n, _row, _section_plots, _t, _table
+from llmops.evaluation.report import _figures, _num
 
 __all__ = ["plots", "render_html"]
 
-
-def _flag(entry: dict[str, Any] | None) -> tuple[str, str]:
-    if not entry:
-        return "", ""
-    return ("DRIFT", "worse") if entry.get("drift") else ("ok", "better")
-
-
-def _p(entry: dict[str, Any]) -> tuple[str, str]:
-    return _e(f"{entry['p_value']:.2g}"), "num"
+TEMPLATE = "drift_report.html.j2"
 
 
 def plots(report: dict[str, Any], folder: Path) -> dict[str, Path]:
@@ -88,56 +81,62 @@ def plots(report: dict[str, Any], folder: Path) -> dict[str, Path]:
     return out
 
 
-def render_html(report: dict[str, Any]) -> str:
+def _drift(entry: dict[str, Any] | None) -> bool | None:
+    """A test's outcome: True drift, False none, None when the test did not run."""
+    return bool(entry.get("drift")) if entry else None
+
+
+def _context(report: dict[str, Any]) -> dict[str, Any]:
+    """The template's context: plain values, numbers already formatted for display."""
     a = report["analysis"]
-    verdict = "DRIFT" if report["drift"] else "NO DRIFT"
-    reference = report.get("reference_name") or f"champion v{report['champion']['version']}'s training data"
     w = report["window"]
-    parts = [f"<h1>Drift {_e(report['dataset'])} {_e(report['night'])}: "
-             f'<span class="verdict {"reject" if report["drift"] else "promote"}">{verdict}</span></h1>',
-             f'<p class="meta">window {_e(w["first"])}..{_e(w["last"])} ({len(w["curated_versions"])} curated '
-             f"partition(s), {report['current_documents']} documents) against "
-             f"{_e(reference)}"
-             f" ({report['reference_documents']} documents); "
-             f"{a['tests']} tests at level {a['level']:.2g} (alpha {a['alpha']} over all tests).</p>"]
-    if report["breaches"]:
-        parts.append('<ul class="reasons">' + "".join(
-            f"<li>{_e(b['check'])}: " + _e(", ".join(f"{k} {v:.4g}" for k, v in b.items()
-                                                     if k != "check" and isinstance(v, int | float))) + "</li>"
-            for b in report["breaches"]) + "</ul>")
-    rows = []
-    for name, f in a["features"].items():
-        rows.append(_row([_t(name), _t(f["test"]), _n(f.get("psi")), _p(f), _flag(f)]))
+    tests = [{"name": name, "test": f["test"], "effect": _num(f.get("psi")), "p_value": f"{f['p_value']:.2g}",
+              "drift": _drift(f)} for name, f in a["features"].items()]
     if a.get("embedding"):
         e = a["embedding"]
-        rows.append(_row([_t("embeddings (MMD)"), _t(f"auc {e['auc']:.3f}"), _n(e["mmd2"], 5), _p(e), _flag(e)]))
+        tests.append({"name": "embeddings (MMD)", "test": f"auc {e['auc']:.3f}", "effect": _num(e["mmd2"], 5),
+                      "p_value": f"{e['p_value']:.2g}", "drift": _drift(e)})
     if a.get("prediction"):
         e = a["prediction"]
-        rows.append(_row([_t("predicted labels"), _t(e["test"]), _n(e["psi"]), _p(e), _flag(e)]))
-    parts += ["<h2>Tests</h2>", _table(["check", "test", "effect (PSI / MMD²)", "p-value", ""], rows)]
-    rows = []
+        tests.append({"name": "predicted labels", "test": e["test"], "effect": _num(e["psi"]),
+                      "p_value": f"{e['p_value']:.2g}", "drift": _drift(e)})
+    slices = []
     for field, values in a["slices"].items():
         for value, s in values.items():
             emb, length = s.get("embedding") or {}, s.get("length") or {}
-            rows.append(_row([_t(f"{field}={value}"), _n(s["n_reference"]), _n(s["n_current"]),
-                              _n(s["reference_share"], 3), _n(s["current_share"], 3), _flag(s["share"]),
-                              _n(length.get("psi")), _flag(length), _n(emb.get("auc"), 3), _flag(emb),
-                              _t(s.get("skipped", ""))]))
-    parts += ["<h2>Where: slices</h2>", _table(["slice", "n ref", "n cur", "share ref", "share cur", "share",
-                                                "length PSI", "length", "emb. AUC", "embedding", ""], rows)]
+            slices.append({"name": f"{field}={value}", "n_reference": _num(s["n_reference"]),
+                           "n_current": _num(s["n_current"]), "reference_share": _num(s["reference_share"], 3),
+                           "current_share": _num(s["current_share"], 3), "share_drift": _drift(s["share"]),
+                           "length_psi": _num(length.get("psi")), "length_drift": _drift(length),
+                           "embedding_auc": _num(emb.get("auc"), 3), "embedding_drift": _drift(emb),
+                           "skipped": s.get("skipped", "")})
     perf = report["performance"]
-    rows = [_row([_t(f"{name} ({s['metric']})"), _n(s["value"]), _n(s.get("at_promotion")), _n(s.get("drop")),
-                  ("FAIL", "worse") if s["breach"] else ("ok", "better")]) for name, s in perf["suites"].items()]
+    suites = [{"name": name, "metric": s["metric"], "now": _num(s["value"]), "at_promotion": _num(s.get("at_promotion")),
+               "drop": _num(s.get("drop")), "breach": bool(s["breach"])} for name, s in perf["suites"].items()]
+    labeled = None
     if perf.get("labeled"):
         lab = perf["labeled"]
-        rows.append(_row([_t(f"{lab['items']} items labeled in the window (accuracy)"), _n(lab["accuracy"]),
-                          _n(lab.get("golden_accuracy_at_promotion")), _n(lab.get("drop")),
-                          ("FAIL", "worse") if lab["breach"] else ("ok", "better")]))
-    parts += ["<h2>Champion performance</h2>", _table(["", "now", "at promotion", "drop", ""], rows)]
+        labeled = {"n_items": lab["items"], "now": _num(lab["accuracy"]),
+                   "at_promotion": _num(lab.get("golden_accuracy_at_promotion")), "drop": _num(lab.get("drop")),
+                   "breach": bool(lab["breach"])}
     with tempfile.TemporaryDirectory() as tmp:
-        parts.append(_section_plots(plots(report, Path(tmp))))
-    parts.append("<footer>Counts, distributions and metrics only; no document texts.</footer>")
-    body = "\n".join(p for p in parts if p)
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>Drift {_e(report['night'])}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n{body}\n"
-            "</body>\n</html>\n")
+        images = _figures(plots(report, Path(tmp)))
+    return {
+        "dataset": report["dataset"], "night": report["night"], "drift": bool(report["drift"]),
+        "window": {"first": w["first"], "last": w["last"], "partitions": len(w["curated_versions"])},
+        "reference": report.get("reference_name") or f"champion v{report['champion']['version']}'s training data",
+        "documents": {"current": report["current_documents"], "reference": report["reference_documents"]},
+        "tests_summary": {"tests": a["tests"], "level": f"{a['level']:.2g}", "alpha": a["alpha"]},
+        "breaches": [{"check": b["check"], "detail": ", ".join(f"{k} {v:.4g}" for k, v in b.items()
+                                                                 if k != "check" and isinstance(v, int | float))}
+                     for b in report["breaches"]],
+        "tests": tests, "slices": slices, "performance": {"suites": suites, "labeled": labeled},
+        "figures": images,
+    }
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The drift report as one self-contained HTML page, from ``include/templates/drift_report.html.j2``."""
+    from llmops.templates import render
+
+    return render(TEMPLATE, _context(report))

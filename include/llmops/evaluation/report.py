@@ -3,8 +3,9 @@
 :func:`plots` draws the confusion matrix, the primary metric per slice and the accuracy under each
 perturbation (each only when the report has the data). :func:`render_html` builds a single page with
 inline CSS and the plots embedded as ``data:`` URIs: it loads nothing from elsewhere and runs no
-script, so it can be opened straight from an MLflow artifact store or a mail attachment. Every string
-from the report is HTML-escaped. :func:`markdown_summary` gives the same headline numbers in a few
+script, so it can be opened straight from an MLflow artifact store or a mail attachment. The page is
+the Jinja2 template ``include/templates/evaluation_report.html.j2`` (:mod:`llmops.templates`), which
+escapes every string from the report. :func:`markdown_summary` gives the same headline numbers in a few
 lines of Markdown.
 
 A report holds labels, counts and metrics. The only example texts are the token attributions of a
@@ -15,7 +16,6 @@ the PII probe of model outputs is shown as counts only.
 from __future__ import annotations
 
 import base64
-import html
 import math
 from numbers import Integral, Real
 from pathlib import Path
@@ -36,11 +36,6 @@ _PERTURBED = "#f28e2b"
 
 
 # --------------------------------------------------------------------------- small helpers
-def _e(value: Any) -> str:
-    """``value`` as escaped HTML text (quotes too, so it is safe in attributes)."""
-    return html.escape(str(value), quote=True)
-
-
 def _num(value: Any, digits: int = 4) -> str:
     """A number for display: floats with ``digits`` decimals, integers as they are, ``n/a`` for None."""
     if value is None:
@@ -217,306 +212,187 @@ def plots(report: dict[str, Any], folder: Path) -> dict[str, Path]:
 
 
 # --------------------------------------------------------------------------- HTML
-_CSS = """
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
-  padding:0 1em;color:#222;line-height:1.4}
-h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
-.meta{color:#555}.meta code{background:#f4f4f4;padding:0 .3em;border-radius:3px}
-table{border-collapse:collapse;margin:.5em 0;font-size:.92em}
-th,td{border:1px solid #d0d0d0;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.verdict{display:inline-block;padding:.15em .7em;border-radius:4px;color:#fff;font-weight:bold}
-.verdict.promote{background:#2e7d32}.verdict.reject{background:#c62828}
-tr.pass td.result{color:#2e7d32;font-weight:bold}tr.fail td{background:#ffebee}
-tr.fail td.result{color:#c62828;font-weight:bold}
-tr.primary td:first-child{font-weight:bold}
-tr.gap td{background:#fff8e1}tr.skipped td{color:#888;background:#fafafa;font-style:italic}
-td.better{color:#2e7d32}td.worse{color:#c62828}
-ul.reasons li{color:#c62828}
-p.note{color:#555;font-size:.9em}td.tokens{line-height:1.8;max-width:40em}
-span.tok{border-radius:2px;padding:0 1px;white-space:pre-wrap}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
-footer{margin-top:2em;color:#888;font-size:.85em}
-""".strip()
+# The page is include/templates/evaluation_report.html.j2 (see llmops.templates); the functions
+# below build its context from the report: plain strings, numbers, lists and dicts, numbers already
+# formatted for display. The template escapes every value.
+TEMPLATE = "evaluation_report.html.j2"
 
 
-def _row(cells: list[tuple[str, str]], cls: str = "") -> str:
-    """``cells``: ``(html, css class)`` pairs; the html must already be escaped."""
-    tds = "".join(f'<td class="{c}">{v}</td>' if c else f"<td>{v}</td>" for v, c in cells)
-    return f'<tr class="{cls}">{tds}</tr>' if cls else f"<tr>{tds}</tr>"
-
-
-def _table(head: list[str], rows: list[str], cls: str = "") -> str:
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    attr = f' class="{cls}"' if cls else ""
-    return f"<table{attr}><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _n(value: Any, digits: int = 4) -> tuple[str, str]:
-    return _e(_num(value, digits)), "num"
-
-
-def _t(value: Any) -> tuple[str, str]:
-    return _e(value), ""
-
-
-def _section_header(report: dict[str, Any], champion: dict[str, Any] | None, title: str) -> str:
-    h = _headline(report)
-    bits = [f"model <code>{_e(h['model'])}</code>", f"suite <b>{_e(h['suite'])}</b>"]
-    if h["task"]:
-        bits.append(f"task {_e(h['task'])}")
-    if h["primary"]:
-        bits.append(f"primary metric <b>{_e(h['primary'])}</b>")
-    golden = ""
-    if h["golden"]:
-        golden = f"golden set {_e(h['golden'])}"
-        if h["items"]:
-            golden += f", {_e(h['items'])} items"
-        if h["sha"]:
-            golden += f", sha256 <code>{_e(h['sha'])}</code>"
-    lines = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{" &middot; ".join(bits)}</p>']
-    if golden:
-        lines.append(f'<p class="meta">{golden}</p>')
-    if champion is not None:
-        lines.append(f'<p class="meta">compared with champion <code>{_e(champion.get("model", "?"))}</code></p>')
-    return "\n".join(lines)
-
-
-def _section_decision(decision: Decision) -> str:
-    verdict = "PROMOTE" if decision.promote else "REJECT"
-    rows = []
-    for c in decision.checks:
-        status = "pass" if c.passed else "fail"
-        rows.append(_row([_t(c.name), (_e("pass" if c.passed else "FAIL"), "result"), _t(c.value),
-                          _t(c.threshold), _t(c.detail if not c.passed else "")], status))
-    parts = [f'<h2>Promotion gate: <span class="verdict {verdict.lower()}">{verdict}</span></h2>',
-             _table(["check", "result", "value", "threshold", "detail"], rows, "gate")]
-    reasons = decision.reasons
-    if reasons:
-        parts.append("<p>Reasons:</p><ul class=\"reasons\">"
-                     + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
-    if getattr(decision, "note", ""):
-        parts.append(f'<p class="note">{_e(decision.note)}</p>')
-    return "\n".join(parts)
-
-
-def _delta_cell(value: Any, other: Any, lower_is_better: bool) -> tuple[str, str]:
+def _delta(value: Any, other: Any, lower_is_better: bool) -> dict[str, str | None]:
+    """``value - other`` for display, with ``trend`` ``better``/``worse``/empty; text None without both."""
     if not (_is_num(value) and _is_num(other)):
-        return "-", ""
+        return {"text": None, "trend": ""}
     delta = float(value) - float(other)
     better = delta < 0 if lower_is_better else delta > 0
     worse = delta > 0 if lower_is_better else delta < 0
-    return _e(f"{delta:+.4f}"), "num " + ("better" if better else "worse" if worse else "")
+    return {"text": f"{delta:+.4f}", "trend": "better" if better else "worse" if worse else ""}
 
 
-def _section_metrics(report: dict[str, Any], champion: dict[str, Any] | None) -> str:
+def _opt_num(value: Any, digits: int = 4) -> str | None:
+    """A number for display, None when there is none (shown as ``-``)."""
+    return None if value is None else _num(value, digits)
+
+
+def _decision_context(decision: Decision) -> dict[str, Any]:
+    return {"verdict": "PROMOTE" if decision.promote else "REJECT", "promote": bool(decision.promote),
+            "checks": [{"name": c.name, "passed": bool(c.passed), "value": c.value, "threshold": c.threshold,
+                        "detail": c.detail} for c in decision.checks],
+            "reasons": list(decision.reasons), "note": getattr(decision, "note", "") or ""}
+
+
+def _metrics_context(report: dict[str, Any], champion: dict[str, Any] | None) -> dict[str, Any] | None:
     metrics = report.get("metrics") or {}
     if not metrics:
-        return ""
+        return None
     primary = _primary(report)
-    head = ["metric", "value", "95% CI"]
-    if champion is not None:
-        head += ["champion", "champion 95% CI", "delta"]
-    rows = []
     champ_metrics = (champion or {}).get("metrics") or {}
+    rows = []
     for name, m in metrics.items():
         m = m or {}
         lower = bool(m.get("lower_is_better"))
-        label = f"{name} (primary)" if name == primary else name
-        if lower:
-            label += " \u2193"
-        cells = [_t(label), _n(m.get("value")), _t(_ci(m.get("ci")) or "-")]
+        row = {"name": name, "primary": name == primary, "lower_is_better": lower,
+               "value": _num(m.get("value")), "ci": _ci(m.get("ci")) or "-"}
         if champion is not None:
             cm = champ_metrics.get(name) or {}
-            cells += [_n(cm.get("value")), _t(_ci(cm.get("ci")) or "-"),
-                      _delta_cell(m.get("value"), cm.get("value"), lower)]
-        rows.append(_row(cells, "primary" if name == primary else ""))
-    parts = ["<h2>Metrics</h2>", _table(head, rows, "metrics")]
-    notes = []
-    if any((m or {}).get("lower_is_better") for m in metrics.values()):
-        notes.append("\u2193 lower is better.")
+            row.update(champion_value=_num(cm.get("value")), champion_ci=_ci(cm.get("ci")) or "-",
+                       delta=_delta(m.get("value"), cm.get("value"), lower))
+        rows.append(row)
     paired = (report.get("paired") or {}).get(primary) if primary else None
+    paired_ctx = None
     if paired and len(paired) == 3 and _is_num(paired[0]):
         diff, low, high = paired
-        ci = f" (95% CI {_num(low)} .. {_num(high)})" if low is not None and high is not None else ""
-        notes.append(f"Paired bootstrap difference of {primary} vs the champion on the same items: "
-                     f"{float(diff):+.4f}{ci}.")
-    if notes:
-        parts.append(f'<p class="meta">{" ".join(_e(n) for n in notes)}</p>')
-    return "\n".join(parts)
+        paired_ctx = {"metric": primary, "diff": f"{float(diff):+.4f}",
+                      "ci": f"{_num(low)} .. {_num(high)}" if low is not None and high is not None else None}
+    return {"rows": rows, "any_lower_is_better": any((m or {}).get("lower_is_better") for m in metrics.values()),
+            "paired": paired_ctx}
 
 
-def _section_per_class(report: dict[str, Any]) -> str:
-    per_class = report.get("per_class") or {}
-    if not per_class:
-        return ""
-    rows = []
-    for label, v in per_class.items():
-        v = v or {}
-        support = v.get("support")
-        rows.append(_row([_t(label), _n(v.get("precision")), _n(v.get("recall")), _n(v.get("f1")),
-                          _n(support) if support is not None else _t("-")]))
-    return "\n".join(["<h2>Per class</h2>", _table(["label", "precision", "recall", "f1", "support"], rows)])
+def _per_class_context(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"label": label, "precision": _num((v or {}).get("precision")), "recall": _num((v or {}).get("recall")),
+             "f1": _num((v or {}).get("f1")), "support": _opt_num((v or {}).get("support"))}
+            for label, v in (report.get("per_class") or {}).items()]
 
 
-def _section_confusion(report: dict[str, Any]) -> str:
+def _confusion_context(report: dict[str, Any]) -> dict[str, Any] | None:
     conf = report.get("confusion") or {}
     labels, matrix = conf.get("labels") or [], conf.get("matrix") or []
     if not labels or not matrix or len(labels) > MAX_CONFUSION_TABLE:
-        return ""
-    head = ["reference \u2193 / predicted \u2192", *[str(lab) for lab in labels]]
-    rows = []
-    for i, (label, row) in enumerate(zip(labels, matrix, strict=False)):
-        cells = [(f"<b>{_e(label)}</b>", "")]
-        cells += [(f"<b>{_e(n)}</b>" if i == j else _e(n), "num") for j, n in enumerate(row)]
-        rows.append(_row(cells))
-    return "\n".join(["<h2>Confusion matrix</h2>", _table(head, rows, "confusion")])
+        return None
+    return {"labels": [str(lab) for lab in labels],
+            "rows": [{"label": label, "counts": [str(n) for n in row]}
+                     for label, row in zip(labels, matrix, strict=False)]}
 
 
-def _section_slices(report: dict[str, Any], champion: dict[str, Any] | None) -> str:
+def _slices_context(report: dict[str, Any], champion: dict[str, Any] | None) -> dict[str, Any] | None:
     slices = report.get("slices") or {}
     by = slices.get("by") or {}
     if not any(by.values()):
-        return ""
+        return None
     gap = slices.get("largest_gap") or {}
     champ_by = ((champion or {}).get("slices") or {}).get("by") or {}
-    head = ["field", "value", "n", _primary(report) or "metric"]
-    if champion is not None:
-        head += ["champion", "delta"]
-    head.append("note")
     rows = []
     for field, values in by.items():
         for value, s in values.items():
             s = s or {}
             metric = s.get("metric")
-            skipped = metric is None
             in_gap = bool(gap) and field == gap.get("field") and str(value) in (str(gap.get("best")),
                                                                                 str(gap.get("worst")))
-            note = f"skipped: {s.get('skipped', 'no metric')}" if skipped else ""
-            if in_gap:
-                note = "largest gap: " + ("best" if str(value) == str(gap.get("best")) else "worst")
-            cells = [_t(field), _t(value), _n(s.get("n")), _n(metric) if not skipped else _t("-")]
+            row = {"field": field, "value": value, "n": _num(s.get("n")), "metric": _opt_num(metric),
+                   # the reason a slice was not scored, None when it was
+                   "skipped": str(s.get("skipped", "no metric")) if metric is None else None,
+                   # "best" / "worst" for the two slices of the largest gap
+                   "gap": ("best" if str(value) == str(gap.get("best")) else "worst") if in_gap else None}
             if champion is not None:
                 cm = ((champ_by.get(field) or {}).get(value) or {}).get("metric")
-                cells += [_n(cm) if cm is not None else _t("-"), _delta_cell(metric, cm, False)]
-            cells.append(_t(note))
-            rows.append(_row(cells, "gap" if in_gap else "skipped" if skipped else ""))
-    parts = ["<h2>Slices</h2>", _table(head, rows, "slices")]
+                row.update(champion=_opt_num(cm), delta=_delta(metric, cm, False))
+            rows.append(row)
+    gap_ctx = None
     if gap:
-        parts.append(f'<p class="meta">Largest gap: {_e(gap.get("field"))} {_e(gap.get("best"))} '
-                     f"{_e(_num(gap.get('best_metric')))} vs {_e(gap.get('worst'))} "
-                     f"{_e(_num(gap.get('worst_metric')))} (gap {_e(_num(gap.get('gap')))}). "
-                     "Slices too small to score are listed but left out of the gap.</p>")
-    return "\n".join(parts)
+        gap_ctx = {"field": gap.get("field"), "best": gap.get("best"), "best_metric": _num(gap.get("best_metric")),
+                   "worst": gap.get("worst"), "worst_metric": _num(gap.get("worst_metric")),
+                   "gap": _num(gap.get("gap"))}
+    return {"metric": _primary(report) or "metric", "rows": rows, "gap": gap_ctx}
 
 
-def _section_robustness(report: dict[str, Any]) -> str:
+def _robustness_context(report: dict[str, Any]) -> list[dict[str, Any]]:
     rob = report.get("robustness") or {}
-    if not rob:
-        return ""
     drops = {k: float(v["drop"]) for k, v in rob.items() if _is_num((v or {}).get("drop"))}
     worst = max(drops, key=lambda k: drops[k]) if drops else None
     rows = []
     for kind, v in rob.items():
         v = v or {}
-        rows.append(_row([_t(kind), _n(v.get("n")), _n(v.get("clean_accuracy")), _n(v.get("perturbed_accuracy")),
-                          _n(v.get("drop")), _n(v.get("flip_rate")), _n(v.get("changed"))],
-                         "gap" if kind == worst and drops[kind] > 0 else ""))
-    head = ["perturbation", "n", "clean accuracy", "perturbed accuracy", "drop", "flip rate", "texts changed"]
-    return "\n".join(["<h2>Robustness</h2>", _table(head, rows, "robustness")])
+        rows.append({"kind": kind, "n": _num(v.get("n")), "clean_accuracy": _num(v.get("clean_accuracy")),
+                     "perturbed_accuracy": _num(v.get("perturbed_accuracy")), "drop": _num(v.get("drop")),
+                     "flip_rate": _num(v.get("flip_rate")), "changed": _num(v.get("changed")),
+                     "worst": kind == worst and drops[kind] > 0})
+    return rows
 
 
-def _section_pii(report: dict[str, Any]) -> str:
+def _pii_context(report: dict[str, Any]) -> dict[str, Any] | None:
     pii = report.get("pii")
     if not pii:
-        return ""
-    entities = pii.get("entities") or {}
-    rows = [_row([_t("outputs scanned"), _n(pii.get("outputs"))]),
-            _row([_t("outputs with personal data"), _n(pii.get("with_pii"))]),
-            _row([_t("leak rate"), _n(pii.get("leak_rate"))])]
-    rows += [_row([_t(f"entities: {kind}"), _n(n)]) for kind, n in sorted(entities.items())]
-    if not entities:
-        rows.append(_row([_t("entities"), _t("none")]))
-    return "\n".join(["<h2>PII probe</h2>", _table(["", "count"], rows, "pii"),
-                      '<p class="meta">Counts only; the flagged outputs are not shown.</p>'])
+        return None
+    return {"outputs": _num(pii.get("outputs")), "with_pii": _num(pii.get("with_pii")),
+            "leak_rate": _num(pii.get("leak_rate")),
+            "entities": [[kind, _num(n)] for kind, n in sorted((pii.get("entities") or {}).items())]}
 
 
-def _section_contamination(report: dict[str, Any]) -> str:
+def _contamination_context(report: dict[str, Any]) -> dict[str, Any] | None:
     c = report.get("contamination")
     if not c:
-        return ""
+        return None
     if not c.get("checked"):
-        return ("<h2>Training data contamination</h2>\n<p>Not recorded: the candidate's training run did not check "
-                "its data against this suite's golden set (trained without <code>training.decontamination</code>, "
-                "or not by the pipeline).</p>")
-    rows = [_row([_t("golden items"), _n(c.get("golden_items"))]),
-            _row([_t("golden items found in the training data"), _n(c.get("golden_items_found"))]),
-            _row([_t("contamination rate (before removal)"), _n(c.get("contamination_rate"))]),
-            _row([_t("training rows checked"), _n(c.get("rows_checked"))]),
-            _row([_t("training rows removed before the split"), _n(c.get("rows_removed"))])]
-    return "\n".join(["<h2>Training data contamination</h2>", _table(["", "value"], rows, "contamination"),
-                      '<p class="meta">Exact and near duplicates of this suite\'s golden items found in the '
-                      "candidate's labeled data were removed before training; the rate says how much of the "
-                      "golden set the data held.</p>"])
+        return {"checked": False}
+    return {"checked": True, **{k: _num(c.get(k)) for k in ("golden_items", "golden_items_found",
+                                                             "contamination_rate", "rows_checked", "rows_removed")}}
 
 
-def _token_span(token: str, score: float) -> str:
-    alpha = min(1.0, abs(float(score)))
-    color = f"rgba(44,160,44,{alpha:.2f})" if score >= 0 else f"rgba(214,39,40,{alpha:.2f})"
-    return f'<span class="tok" style="background:{color}" title="{float(score):+.3f}">{_e(token)}</span>'
+def _token(token: str, score: float) -> dict[str, Any]:
+    """One attributed token: ``alpha`` is the colour's opacity, green when ``positive``, red otherwise."""
+    return {"text": token, "positive": score >= 0, "alpha": f"{min(1.0, abs(float(score))):.2f}",
+            "score": f"{float(score):+.3f}"}
 
 
-def _section_explanations(report: dict[str, Any]) -> str:
+def _explanations_context(report: dict[str, Any]) -> dict[str, Any] | None:
     ex = report.get("explanations") or {}
     if not ex.get("examples") and not ex.get("withheld"):
-        return ""
-    parts = ["<h2>Why the model decided</h2>",
-             f'<p class="note">{_e(ex.get("method", ""))}, {_e(ex.get("steps", ""))} steps, attributing the '
-             "predicted label. Green tokens pushed towards the prediction, red against it; the strongest token "
-             "of each example is fully coloured. Texts come from the redacted golden set and are scanned for "
-             "personal data again before they are shown.</p>"]
-    rows = []
-    for e in ex.get("examples", []):
-        mark = "correct" if e.get("label") == e.get("prediction") else "error"
-        tokens = "".join(_token_span(t, sc) for t, sc in zip(e.get("tokens", []), e.get("scores", []), strict=False))
-        rows.append(_row([_t(e.get("id")), _t(", ".join(e.get("reasons", []))), _t(e.get("label")),
-                          (_e(e.get("prediction")), "worse" if mark == "error" else "better"), (tokens, "tokens"), _n(e.get("delta"), 3)]))
-    if rows:
-        parts.append(_table(["id", "why chosen", "label", "prediction", "attribution", "IG delta"], rows,
-                            "explanations"))
-    if ex.get("withheld"):
-        parts.append(f'<p class="note">{int(ex["withheld"])} selected example(s) withheld: the PII analyzer '
-                     "found personal data in their text.</p>")
-    return "\n".join(parts)
+        return None
+    examples = [{"id": e.get("id"), "reasons": ", ".join(e.get("reasons", [])), "label": e.get("label"),
+                 "prediction": e.get("prediction"), "correct": e.get("label") == e.get("prediction"),
+                 "tokens": [_token(t, sc) for t, sc in zip(e.get("tokens", []), e.get("scores", []), strict=False)],
+                 "delta": _num(e.get("delta"), 3)}
+                for e in ex.get("examples", [])]
+    return {"method": ex.get("method", ""), "steps": ex.get("steps", ""), "examples": examples,
+            "withheld": int(ex["withheld"]) if ex.get("withheld") else 0}
 
 
-def _section_timing(report: dict[str, Any]) -> str:
+def _timing_context(report: dict[str, Any]) -> dict[str, Any] | None:
     t = report.get("timing") or {}
     if not t:
-        return ""
-    rows = [_row([_t("examples"), _n(t.get("examples"))]),
-            _row([_t("seconds"), _n(t.get("seconds"), 2)]),
-            _row([_t("examples / s"), _n(t.get("examples_per_s"), 1)])]
-    return "\n".join(["<h2>Timing</h2>", _table(["", ""], rows, "timing")])
+        return None
+    return {"examples": _num(t.get("examples")), "seconds": _num(t.get("seconds"), 2),
+            "examples_per_s": _num(t.get("examples_per_s"), 1)}
 
 
 _IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
 
 
-def _section_plots(images: dict[str, Path] | None) -> str:
-    parts = []
+def _figures(images: dict[str, Path] | None) -> list[dict[str, str]]:
+    """``{"label", "src"}`` for each raster image in ``images`` (``{name: path}``), ``src`` a ``data:``
+    URI of its bytes; missing files and anything but PNG, JPEG or GIF are left out (an SVG could
+    reference or run something)."""
+    out = []
     for name, path in (images or {}).items():
         path = Path(path)
         if not path.is_file():
             continue
         data = path.read_bytes()
         mime = next((m for magic, m in _IMAGE_TYPES if data.startswith(magic)), None)
-        if mime is None:  # only raster images: an SVG could reference or run something
+        if mime is None:
             continue
-        label = str(name).replace("_", " ")
-        parts.append(f'<figure><img alt="{_e(label)}" src="data:{mime};base64,{base64.b64encode(data).decode()}">'
-                     f"<figcaption>{_e(label)}</figcaption></figure>")
-    return "\n".join(["<h2>Plots</h2>", *parts]) if parts else ""
+        out.append({"label": str(name).replace("_", " "),
+                    "src": f"data:{mime};base64,{base64.b64encode(data).decode()}"})
+    return out
 
 
 def render_html(report: dict[str, Any], *, decision: Decision | None = None, champion: dict[str, Any] | None = None,
@@ -524,27 +400,27 @@ def render_html(report: dict[str, Any], *, decision: Decision | None = None, cha
     """One self-contained HTML page for ``report``: header, the gate ``decision`` (if given), metrics
     with CIs (and the ``champion`` report's values and deltas), per-class, confusion, slices,
     robustness, PII-probe counts, timing and the ``plots`` (embedded as data URIs)."""
+    from llmops.templates import render
+
     h = _headline(report)
-    title = title or f"Evaluation: {h['model']} on {h['suite']}"
-    sections = [
-        _section_header(report, champion, title),
-        _section_decision(decision) if decision is not None else "",
-        _section_metrics(report, champion),
-        _section_per_class(report),
-        _section_confusion(report),
-        _section_slices(report, champion),
-        _section_robustness(report),
-        _section_pii(report),
-        _section_contamination(report),
-        _section_explanations(report),
-        _section_timing(report),
-        _section_plots(plots),
-        "<footer>Labels, counts and metrics; example texts only in the attributions, from the redacted golden "
-        "set.</footer>",
-    ]
-    body = "\n".join(s for s in sections if s)
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{_e(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+    context = {
+        "title": title or f"Evaluation: {h['model']} on {h['suite']}",
+        "header": h,
+        "champion_model": None if champion is None else champion.get("model", "?"),
+        "compare": champion is not None,
+        "decision": _decision_context(decision) if decision is not None else None,
+        "metrics": _metrics_context(report, champion),
+        "per_class": _per_class_context(report),
+        "confusion": _confusion_context(report),
+        "slices": _slices_context(report, champion),
+        "robustness": _robustness_context(report),
+        "pii": _pii_context(report),
+        "contamination": _contamination_context(report),
+        "explanations": _explanations_context(report),
+        "timing": _timing_context(report),
+        "figures": _figures(plots),
+    }
+    return render(TEMPLATE, context)
 
 
 # --------------------------------------------------------------------------- Markdown

@@ -3,12 +3,12 @@ its configuration and the manifests of the dataset versions it wrote.
 
 Every number comes from a manifest (the current version of each partition, per stage), an erasure
 record or the audit trail, so the report can be checked against them; nothing is estimated. The
-report is one structure rendered as Markdown or HTML.
+report is one structure rendered as Markdown or HTML (the Jinja2 template
+``include/templates/pia.html.j2``, see :mod:`llmops.templates`).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections import Counter
@@ -20,6 +20,8 @@ from llmops.privacy.pii_eval import read_latest
 from llmops.versions import latest_versions, read_manifest
 
 __all__ = ["build_report", "render_html", "render_markdown"]
+
+TEMPLATE = "pia.html.j2"
 
 Section = dict[str, Any]  # {"title", "text": [paragraphs], "tables": [{"columns", "rows"}]}
 
@@ -208,22 +210,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _code(escaped: str) -> str:
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+def _parts(paragraph: str) -> list[str]:
+    """``paragraph`` split at its `code` spans: plain text at even indices, code at odd ones."""
+    return re.split(r"`([^`]+)`", paragraph)
 
 
 def render_html(report: dict[str, Any]) -> str:
-    e = html.escape
-    out = ["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(report['title'])}</title>",
-           "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-           "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}</style></head><body>",
-           f"<h1>{e(report['title'])}</h1><p>Generated {e(report['generated_at'])}.</p>"]
-    for sec in report["sections"]:
-        out.append(f"<h2>{e(sec['title'])}</h2>")
-        out += [f"<p>{_code(e(p))}</p>" for p in sec.get("text", [])]
-        for table in sec.get("tables", []):
-            out.append("<table><tr>" + "".join(f"<th>{e(c)}</th>" for c in table["columns"]) + "</tr>")
-            out += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in table["rows"]]
-            out.append("</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    """The report as one HTML page, from ``include/templates/pia.html.j2``."""
+    from llmops.templates import render
+
+    sections = [{"title": sec["title"], "paragraphs": [_parts(p) for p in sec.get("text", [])],
+                 "tables": [{"columns": list(t["columns"]), "rows": [list(row) for row in t["rows"]]}
+                            for t in sec.get("tables", [])]} for sec in report["sections"]]
+    return render(TEMPLATE, {"title": report["title"], "generated_at": report["generated_at"], "sections": sections})
