@@ -6,8 +6,12 @@ Daily collection of support messages into a **curated, PII-redacted dataset vers
 1. **collect** – every source in `include/config/pipeline.yaml` (files, HTTP API, S3, saved
    `datasets`) for the run's partition (its logical date) → a `raw` version. Unusable input is
    quarantined with its reason.
-2. **curate** – normalise, quality-filter, language-filter, exact + near (MinHash LSH) dedup, and
-   Presidio PII redaction → a `curated` version whose asset event carries its id and counts.
+2. **curate_shard** (one mapped task per shard of the raw version, `curation.shard_rows` rows
+   each, on any Celery/Kubernetes worker) – normalise, quality-filter, language-filter, Presidio
+   PII redaction, exact keys and MinHash signatures, staged in the object store.
+3. **dedup_merge** – exact and near (MinHash LSH) duplicates decided across all shards from their
+   keys, then one `curated` version whose asset event carries its id and counts. The version is the
+   same for 1 or N shards.
 
 Each run processes only its own partition (its logical date, or the `partition` param of a manual
 run), so backfills are safe (`airflow backfill create
@@ -19,14 +23,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from llmops_airflow.assets import CURATED_DATASET
 from llmops_airflow.operators.collection import (
     DEFAULT_CONFIG,
     CollectSourcesOperator,
-    CurateDatasetOperator,
+    CurateShardOperator,
+    MergeShardsOperator,
 )
+
+
+@task(task_id="plan_shards")
+def shard_list(collected: dict) -> list[int]:
+    """The shards of the raw version (one per data file): what ``curate_shard`` is mapped over."""
+    return list(range(int(collected["shards"])))
 
 
 @dag(
@@ -59,14 +70,22 @@ def llm_data_collection() -> None:
         config_path="{{ params.config_path }}",
         partition="{{ params.partition or ds }}",
     )
-    curate = CurateDatasetOperator(
-        task_id="curate",
+    raw_version_id = "{{ ti.xcom_pull(task_ids='collect')['version_id'] }}"
+    shards = CurateShardOperator.partial(
+        task_id="curate_shard",
         config_path="{{ params.config_path }}",
         partition="{{ params.partition or ds }}",
-        raw_version_id="{{ ti.xcom_pull(task_ids='collect')['version_id'] }}",
+        raw_version_id=raw_version_id,
+        map_index_template="shard {{ task.shard }}",
+    ).expand(shard=shard_list(collect.output))
+    merge = MergeShardsOperator(
+        task_id="dedup_merge",
+        config_path="{{ params.config_path }}",
+        partition="{{ params.partition or ds }}",
+        raw_version_id=raw_version_id,
         outlets=[CURATED_DATASET],
     )
-    collect >> curate
+    shards >> merge
 
 
 llm_data_collection()

@@ -16,7 +16,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -219,9 +219,22 @@ class NearDupConfig(_Model):
     ngram: int = Field(default=5, ge=1, le=20)
 
 
+class HistoryDedupConfig(_Model):
+    """Duplicates across partitions: every published curated version's kept records go into an
+    append-only index in the object store (``datasets/<dataset>/dedup_index/``); a later partition's
+    record that repeats one of them is counted under ``duplicates`` (``exact_duplicate_history`` /
+    ``near_duplicate_history``). A partition only sees partitions before it, so a backfill of an
+    older day is deterministic."""
+
+    enabled: bool = True
+    near: bool = Field(default=True, description="Near duplicates too (needs dedup.near.enabled).")
+    max_candidates: int = Field(default=64, ge=1, description="Index entries verified per record at most.")
+
+
 class DedupConfig(_Model):
     exact: bool = True
     near: NearDupConfig = Field(default_factory=NearDupConfig)
+    history: HistoryDedupConfig = Field(default_factory=HistoryDedupConfig)
 
 
 PIIOperator = Literal["redact", "replace", "mask", "pseudonymize", "keep"]
@@ -368,6 +381,19 @@ class CurationConfig(_Model):
     pii: PIIConfig = Field(default_factory=PIIConfig)
     batch_size: int = Field(default=512, ge=1, description="Records per processing/Parquet batch.")
     rows_per_file: int = Field(default=200_000, ge=1, description="Rows per Parquet data file.")
+    shard_rows: int = Field(
+        default=100_000, ge=1,
+        description="Rows per shard of a raw version. `llm_data_collection` curates each shard in its own "
+                    "mapped task (any Celery/Kubernetes worker) and decides duplicates across all shards in "
+                    "one reduce; the curated version does not depend on the shard size.")
+    shard_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024,
+        description="UTF-8 bytes of text per shard; a shard ends at shard_rows or shard_bytes, whichever "
+                    "comes first.")
+
+    #: how a partition is split over workers, not what the curated version holds: left out of its
+    #: config hash, so the version id does not change with the shard size
+    LAYOUT_FIELDS: ClassVar[frozenset[str]] = frozenset({"shard_rows", "shard_bytes"})
 
 
 class GateConfig(_Model):
@@ -559,6 +585,10 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(model: Any) -> str:
-    """Stable sha256 of a config section (part of a dataset version's identity)."""
-    payload = json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """Stable sha256 of a config section (part of a dataset version's identity); fields a section
+    names in ``LAYOUT_FIELDS`` (how work is split, not what it produces) are left out."""
+    dump = model.model_dump(mode="json")
+    for name in getattr(model, "LAYOUT_FIELDS", ()):
+        dump.pop(name, None)
+    payload = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from llmops.config import FilesSource, PipelineConfig, config_hash
 from llmops.quality.apply import gate_writer
 from llmops.records import Quarantined, Record
 from llmops.storage import ObjectStore, open_store
-from llmops.versions import VersionWriter, iter_batches, read_manifest
+from llmops.versions import VersionWriter, read_manifest
 
 __all__ = ["collect_raw", "curate_paths", "curate_version", "make_redactor", "open_config_store", "privacy_summary"]
 
@@ -73,7 +74,10 @@ def collect_raw(
     ctx.max_input_chars = cfg.curation.normalize.max_input_chars
     writer = VersionWriter(
         cfg.dataset, "raw", producer=producer,
-        config_hash=config_hash(_SourcesView(cfg)), rows_per_file=cfg.curation.rows_per_file,
+        config_hash=config_hash(_SourcesView(cfg)),
+        # the raw data files are the shards the curation is split into
+        rows_per_file=min(cfg.curation.rows_per_file, cfg.curation.shard_rows),
+        bytes_per_file=cfg.curation.shard_bytes,
     )
     try:
         batch: list[Record] = []
@@ -122,35 +126,21 @@ def curate_version(
     redactor: Any | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Curate the ``raw`` version ``raw_version_id`` into a ``curated`` version."""
-    from llmops.curate.pipeline import Curator, records_from_batches
-    from llmops.privacy.subjects import subject_keys, write_index
+    """Curate the ``raw`` version ``raw_version_id`` into a ``curated`` version, in this process:
+    every shard (:func:`llmops.curate.shards.curate_shard`, staged in a local temporary folder),
+    then the merge – what ``llm_data_collection`` runs as mapped tasks on many workers."""
+    from llmops.curate.shards import curate_shard, merge_shards, shard_count
+    from llmops.storage import LocalStore
 
     raw = read_manifest(store, cfg.dataset, "raw", raw_version_id)
     if redactor is None:
         redactor = make_redactor(cfg)
-    keys = subject_keys(cfg)
-    writer = VersionWriter(
-        cfg.dataset, "curated", parents=[raw["id"]], producer=producer,
-        config_hash=config_hash(cfg.curation), rows_per_file=cfg.curation.rows_per_file,
-        extra={"upstream_counts": {raw["id"]: raw["counts"]}, "privacy": privacy_summary(cfg)},
-    )
-    try:
-        curator = Curator(cfg.curation, redactor=redactor, progress=progress, subjects=keys,
-                          index_quarantine=cfg.privacy.subject_index.include_quarantine)
-        curator.run(records_from_batches(iter_batches(store, raw)), writer)
-        gate_writer(writer, cfg, "curated")
-        rows = set(curator.index_rows)
-        writer.extra["privacy"]["subject_index"] = (
-            {"entries": len(rows), "subjects": len({r[0] for r in rows}), "records": len({r[1] for r in rows})}
-            if keys is not None else None)
-        manifest = writer.finish(store, partition=partition)
-    except BaseException:
-        writer.abort()
-        raise
-    if keys is not None:  # the index of the version just published (same content: same index)
-        write_index(store, cfg.dataset, "curated", manifest["id"], rows)
-    return manifest
+    with tempfile.TemporaryDirectory(prefix="llmops-curate-") as tmp:
+        staging = LocalStore(tmp)
+        for index in range(shard_count(raw)):
+            curate_shard(cfg, store=store, raw=raw, index=index, staging=staging, redactor=redactor)
+        return merge_shards(cfg, store=store, raw=raw, partition=partition, producer=producer, staging=staging,
+                            progress=progress)
 
 
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -103,15 +103,37 @@ def _sha256_file(path: Path) -> str:
 
 
 class _RotatingParquet:
-    """Writes rows to ``part-NNNNN.parquet`` files of at most ``rows_per_file`` rows."""
+    """Writes rows to ``part-NNNNN.parquet`` files of at most ``rows_per_file`` rows and, with
+    ``bytes_per_file``, about that many UTF-8 bytes of ``text`` (a file ends with the row that
+    reaches it; one longer row still gets a file)."""
 
-    def __init__(self, folder: Path, schema: Any, rows_per_file: int) -> None:
+    def __init__(self, folder: Path, schema: Any, rows_per_file: int, bytes_per_file: int | None = None) -> None:
         self.folder = folder
         self.schema = schema
         self.rows_per_file = rows_per_file
+        self.bytes_per_file = bytes_per_file
         self.files: list[tuple[Path, int]] = []
         self._writer: Any = None
         self._rows_in_file = 0
+        self._bytes_in_file = 0
+
+    def _full(self) -> bool:
+        return self._rows_in_file >= self.rows_per_file or (
+            self.bytes_per_file is not None and self._bytes_in_file >= self.bytes_per_file)
+
+    def _take(self, rows: list[dict[str, Any]], start: int) -> int:
+        """How many of ``rows[start:]`` go into the open file."""
+        take = min(len(rows) - start, self.rows_per_file - self._rows_in_file)
+        if self.bytes_per_file is None:
+            return take
+        used = self._bytes_in_file
+        for n in range(take):
+            used += len((rows[start + n].get("text") or "").encode("utf-8", "surrogatepass"))
+            if used >= self.bytes_per_file:
+                take = n + 1
+                break
+        self._bytes_in_file = used
+        return take
 
     def _open(self) -> None:
         import pyarrow.parquet as pq
@@ -121,16 +143,17 @@ class _RotatingParquet:
         self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
         self.files.append((path, 0))
         self._rows_in_file = 0
+        self._bytes_in_file = 0
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
 
         start = 0
         while start < len(rows):
-            if self._writer is None or self._rows_in_file >= self.rows_per_file:
+            if self._writer is None or self._full():
                 self.close()
                 self._open()
-            take = min(len(rows) - start, self.rows_per_file - self._rows_in_file)
+            take = self._take(rows, start)
             table = pa.Table.from_pylist(rows[start : start + take], schema=self.schema)
             self._writer.write_table(table)
             self._rows_in_file += take
@@ -162,11 +185,13 @@ class VersionWriter:
         producer: dict[str, Any] | None = None,
         config_hash: str = "",
         rows_per_file: int = 200_000,
+        bytes_per_file: int | None = None,
         extra: dict[str, Any] | None = None,
         schema: Any | None = None,
     ) -> None:
         """``schema`` extends the record schema for stages that add columns (labels); rows of such
-        a version are written with :meth:`add_rows`."""
+        a version are written with :meth:`add_rows`. ``bytes_per_file`` bounds the text bytes of a
+        data file too (a raw version's files are the shards its curation is split into)."""
         self.dataset = dataset
         self.stage = stage
         self.parents = sorted(set(parents))
@@ -176,7 +201,7 @@ class VersionWriter:
         self.counts = Counts()
         self._tmp = Path(tempfile.mkdtemp(prefix="llmops-version-"))
         self.schema = schema if schema is not None else record_schema()
-        self._data = _RotatingParquet(self._tmp / "data", self.schema, rows_per_file)
+        self._data = _RotatingParquet(self._tmp / "data", self.schema, rows_per_file, bytes_per_file)
         self._quarantine = _RotatingParquet(self._tmp / "quarantine", quarantine_schema(), rows_per_file)
         self.validations: list[dict[str, Any]] = []
 
@@ -205,6 +230,14 @@ class VersionWriter:
         target = self._tmp / relpath
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+
+    def add_rejected(self, items: list[tuple[str, Quarantined]]) -> None:
+        """Like :meth:`add_quarantined` for entries of mixed categories, kept in the given order."""
+        if not items:
+            return
+        for category, item in items:
+            getattr(self.counts, category)[item.reason] += 1
+        self._quarantine.write([q.to_row() for _, q in items])
 
     def add_quarantined(self, items: list[Quarantined], category: str = "quarantined") -> None:
         """Keep rejected inputs beside the version. ``category`` is the manifest counter they count
@@ -406,16 +439,18 @@ def latest_versions(store: ObjectStore, dataset: str, stage: str) -> dict[str, s
 
 
 def local_data_files(
-    store: ObjectStore, manifest: dict[str, Any], *, which: str = "files", cache_dir: Path | None = None
+    store: ObjectStore, manifest: dict[str, Any], *, which: str = "files", cache_dir: Path | None = None,
+    only: int | None = None,
 ) -> list[Path]:
-    """Local paths of a version's Parquet files (downloaded to ``cache_dir`` for remote stores)."""
+    """Local paths of a version's Parquet files (downloaded to ``cache_dir`` for remote stores);
+    with ``only``, just that file (one shard of a raw version)."""
     purged = (manifest.get("retention") or {}).get("data_purged_at")
     if purged:
         raise FileNotFoundError(f"{manifest['stage']} version {manifest['id']} has no data any more: its files were "
                                 f"removed on {purged} by the retention policy ({manifest['retention'].get('policy')})")
     prefix = version_prefix(manifest["dataset"], manifest["stage"], manifest["id"])
     out = []
-    for entry in manifest[which]:
+    for entry in manifest[which] if only is None else [manifest[which][only]]:
         key = f"{prefix}/{entry['path']}"
         local = store.local_path(key)
         if local is None:

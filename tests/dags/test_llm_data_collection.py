@@ -82,3 +82,52 @@ def test_partition_param_overrides_logical_date(airflow_db, dag, sample_dir: Pat
     dr, states = _run(dag, "2026-12-01", run_conf={"partition": day})
     assert dr.state == "success", states
     assert latest_for_partition(LocalStore(sample_dir / "store"), "support_messages", "curated", day)
+
+
+def test_four_shards_curate_like_one(airflow_db, dag, sample_dir: Path, serve_dir, monkeypatch, tmp_path: Path):
+    """The same partition through 1 and 4 mapped curate_shard tasks: the same kept records (same
+    data files), quarantine and counts; a shard task run again changes nothing."""
+    import math
+
+    import yaml
+
+    from llmops.curate.shards import curate_shard
+    from llmops.storage import LocalStore
+    from llmops.versions import latest_for_partition, read_manifest
+
+    monkeypatch.setenv("LLMOPS_HOME", str(sample_dir))
+    monkeypatch.setenv("LLMOPS_SUPPORT_API", serve_dir(sample_dir / "api"))
+    day = json.loads((sample_dir / "sample_manifest.json").read_text())["days"][0]
+    base = yaml.safe_load((ROOT / "include/config/pipeline.yaml").read_text())
+    manifests, stores = {}, {}
+    for shards in (1, 4):
+        cfg = json.loads(json.dumps(base))
+        cfg["storage"]["root"] = str(tmp_path / f"store{shards}")
+        if shards == 4:  # about a quarter of the day's raw records per shard
+            one = manifests[1]
+            raw1 = read_manifest(stores[1], "support_messages", "raw", one["parents"][0])
+            cfg["curation"]["shard_rows"] = math.ceil(raw1["counts"]["kept"] / 4)
+        path = tmp_path / f"pipeline{shards}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        dr, states = _run(dag, day, run_conf={"config_path": str(path)})
+        assert dr.state == "success", states
+        stores[shards] = LocalStore(tmp_path / f"store{shards}")
+        vid = latest_for_partition(stores[shards], "support_messages", "curated", day)
+        manifests[shards] = read_manifest(stores[shards], "support_messages", "curated", vid)
+        mapped = [ti for ti in dr.get_task_instances() if ti.task_id == "curate_shard"]
+        assert sorted(ti.map_index for ti in mapped) == list(range(shards))
+        assert all(ti.state == "success" for ti in mapped)
+    one, four = manifests[1], manifests[4]
+    assert one["shards"] == 1 and four["shards"] == 4
+    assert four["counts"] == one["counts"] and four["pii"] == one["pii"]
+    assert [f["sha256"] for f in four["files"]] == [f["sha256"] for f in one["files"]]
+    assert [f["sha256"] for f in four["quarantine_files"]] == [f["sha256"] for f in one["quarantine_files"]]
+
+    # a shard task run again (a retry after the merge) publishes nothing new
+    from llmops.config import load_config
+
+    cfg4 = load_config(tmp_path / "pipeline4.yaml")
+    raw4 = read_manifest(stores[4], "support_messages", "raw", four["parents"][0])
+    before = sorted(stores[4].list("datasets/support_messages"))
+    assert curate_shard(cfg4, store=stores[4], raw=raw4, index=1)["skipped"] == "merged"
+    assert sorted(stores[4].list("datasets/support_messages")) == before

@@ -47,7 +47,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         # 20 items to label; a training of 30 steps with a checkpoint every 10, the one the retry resumes from,
         # 5 s after the scheduler failed the lost try
         # and the shipped evaluation suite with fewer perturbations and attributions (tests/integration/suites)
-        config_overrides={"annotation": {"selection": {"size": 20}},
+        # the partition's raw version in shards of 16 rows: curated by mapped tasks on the Celery worker
+        config_overrides={"curation": {"shard_rows": 16},
+                          "annotation": {"selection": {"size": 20}},
                           "training": {"defaults": {"train": {"max_steps": 30, "save_steps": 10}},
                                        "retry_delay_s": 5},  # the worker is back at once
                           "evaluation": {"suites_dir": str(Path(__file__).parent / "suites")}})
@@ -190,6 +192,15 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
         assert len(manifests) == 1, (stage, manifests)
         manifest = json.loads(client.get_object(Bucket=BUCKET, Key=manifests[0])["Body"].read())
         assert manifest["partition"] == day and manifest["counts"]["kept"] > 0
+        if stage == "raw":
+            assert len(manifest["files"]) >= 2, "the raw version is cut in shards"
+        if stage == "curated":
+            assert manifest["shards"] >= 2
+    # one mapped curate_shard per shard, each run by the Celery worker; the staged shards were removed
+    shard_tis = [t for t in _tis(s, tok, "llm_data_collection", f"e2e__{day}") if t["task_id"] == "curate_shard"]
+    assert len(shard_tis) >= 2 and all(t["state"] == "success" and t["hostname"] for t in shard_tis), shard_tis
+    staged = [k for k in keys if k.startswith("store/datasets/support_messages/staging/")]
+    assert staged and all(k.endswith("/merged.json") for k in staged), staged
     assert any(k.startswith("mlflow/") for k in keys), "MLflow artifacts are in S3"
     # the curated version's Data Docs through the API server's /llmops/docs: only with a login
     (index,) = [k.removeprefix("store/") for k in keys if k.startswith("store/datasets/support_messages/curated/")

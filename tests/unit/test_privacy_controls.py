@@ -43,7 +43,8 @@ def _setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, privacy: dict | None
     config.write_text(yaml.safe_dump({
         "base_dir": str(home), "storage": {"root": str(home / "store")},
         "sources": [{"name": "t", "kind": "files", "paths": ["landing/dt={partition}/t.jsonl"]}],
-        "curation": {"filters": {"languages": []}, "dedup": {"near": {"enabled": False}},
+        # the same messages on both days: each day keeps its own (no dedup against earlier days)
+        "curation": {"filters": {"languages": []}, "dedup": {"near": {"enabled": False}, "history": {"enabled": False}},
                      "pii": {"spacy_model": "blank", **(pii or {})}},
         "quality": {"enabled": False},
         "privacy": privacy or {},

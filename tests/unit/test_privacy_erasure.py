@@ -194,6 +194,8 @@ def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run
     # counts: 5 planted records in raw (one raw version per day), 4 kept + 1 duplicate in curated
     assert out["removed"] == {"raw": 5, "curated": 5, "labeled": len(labeled_subject)}
     assert out["records"] == 5
+    # the kept ones' keys left the dedup index that later partitions are checked against
+    assert out["dedup_index_removed"] == 4
     for day, m in zip(DAYS, curated, strict=True):
         successor_id = latest_for_partition(store, cfg.dataset, "curated", day)
         assert successor_id != m["id"]

@@ -398,12 +398,35 @@ class NearDupIndex:
         """
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
-        count = len(texts)
+        if not texts:
+            return []
+        keys, fps = self.keys(texts)
+        return self.check_and_add_keys(ids, keys, fps)
+
+    def keys(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """What the index needs of each text, computed anywhere (a shard worker) and passed to
+        :meth:`check_and_add_keys` later: ``(len(texts), bands)`` uint64 band keys and
+        ``(len(texts), num_perm)`` fingerprints. Depends only on the texts and the parameters."""
+        sigs = self.hasher.signatures(texts)
+        return self._band_keys(sigs), self._fingerprints(sigs)
+
+    @property
+    def fingerprint_dtype(self) -> type:
+        return self._fp_dtype
+
+    @property
+    def need(self) -> int:
+        """Equal fingerprint values two documents must share to count as near duplicates."""
+        return self._need
+
+    def check_and_add_keys(self, ids: Sequence[str], keys: np.ndarray, fps: np.ndarray) -> list[str | None]:
+        """:meth:`check_and_add` for documents whose :meth:`keys` were computed elsewhere."""
+        count = len(ids)
         if count == 0:
             return []
-        sigs = self.hasher.signatures(texts)
-        fps = self._fingerprints(sigs)
-        keys = self._band_keys(sigs)
+        if keys.shape != (count, self.bands) or fps.shape != (count, self.hasher.num_perm):
+            raise ValueError(f"keys {keys.shape} / fingerprints {fps.shape} do not match {count} documents "
+                             f"at {self.bands} bands and {self.hasher.num_perm} permutations")
         bands = self.bands
         old = np.full(count, -1, dtype=np.int64)  # index of the matching document kept earlier
         if self._ids:

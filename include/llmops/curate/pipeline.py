@@ -23,7 +23,7 @@ from llmops.curate.normalize import dedup_key, normalize_text
 from llmops.records import Quarantined, Record
 from llmops.versions import VersionWriter
 
-__all__ = ["Curator", "records_from_batches"]
+__all__ = ["Curator", "records_from_batches", "screen"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,29 @@ def _reject(rec: Record, stage: str, reason: str, detail: str = "", *, raw: str 
     """A rejected record, kept whole (its original text) with the stage and reason."""
     return Quarantined(source=rec.source, location=str(rec.meta.get("location", "")), reason=reason,
                        stage=stage, id=rec.id, detail=detail, raw=rec.text if raw is None else raw)
+
+
+def screen(rec: Record, cfg: CurationConfig, langid: LanguageIdentifier | None) -> tuple[str, Quarantined] | Record:
+    """Normalise and filter one record (no dedup): the record, its ``text`` normalised and its
+    language set, or (category, rejection) with the original text."""
+    n = cfg.normalize
+    original = rec.text
+    if len(original) > n.max_input_chars:
+        return "quarantined", _reject(rec, "normalize", "oversized",
+                                      f"{len(original)} chars > normalize.max_input_chars")
+    rec.text = normalize_text(original, form=n.unicode_form, strip_control=n.strip_control_chars,
+                              collapse_whitespace=n.collapse_whitespace)
+    reason = quality_reason(rec.text, cfg.filters)
+    if reason is not None:
+        return "filtered", _reject(rec, "filter", reason, raw=original)
+    if langid is not None:
+        lang, prob = langid.detect(rec.text)
+        rec.lang = lang
+        rec.meta["lang_confidence"] = round(prob, 4)
+        if lang not in cfg.filters.languages:
+            return "filtered", _reject(rec, "filter", "language_not_allowed", f"detected {lang} ({prob:.2f})",
+                                      raw=original)
+    return rec
 
 
 @dataclass
@@ -65,24 +88,11 @@ class Curator:
 
     # -- per record ------------------------------------------------------------------------------
     def _screen(self, rec: Record) -> tuple[str, Quarantined] | Record:
-        """Normalise and filter one record: the record to keep, or (category, rejection)."""
-        n = self.cfg.normalize
+        """Normalise, filter and dedup one record: the record to keep, or (category, rejection)."""
         original = rec.text
-        if len(original) > n.max_input_chars:
-            return "quarantined", _reject(rec, "normalize", "oversized",
-                                          f"{len(original)} chars > normalize.max_input_chars")
-        rec.text = normalize_text(original, form=n.unicode_form, strip_control=n.strip_control_chars,
-                                  collapse_whitespace=n.collapse_whitespace)
-        reason = quality_reason(rec.text, self.cfg.filters)
-        if reason is not None:
-            return "filtered", _reject(rec, "filter", reason, raw=original)
-        if self._langid is not None:
-            lang, prob = self._langid.detect(rec.text)
-            rec.lang = lang
-            rec.meta["lang_confidence"] = round(prob, 4)
-            if lang not in self.cfg.filters.languages:
-                return "filtered", _reject(rec, "filter", "language_not_allowed", f"detected {lang} ({prob:.2f})",
-                                          raw=original)
+        out = screen(rec, self.cfg, self._langid)
+        if not isinstance(out, Record):
+            return out
         if self.cfg.dedup.exact:
             digest = dedup_key(rec.text)
             if digest in self._exact:

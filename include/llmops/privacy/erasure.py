@@ -11,7 +11,8 @@ through the subject index and, for raw identifiers, a search of the unredacted t
    successor is only purged;
 2. every other file in the store – annotation job items, Data Docs, label exports, crowd state –
    and every MLflow run artifact is scrubbed of the subject's text and identifiers;
-3. the subject's entries leave the subject index;
+3. the subject's entries leave the subject index, and the records' keys leave the dedup index of
+   earlier partitions (:mod:`llmops.curate.history`);
 4. open HITs holding the subject's items are expired (cancelled);
 5. every registered model version trained on an affected labeled version is flagged (MLflow tag
    ``llmops.privacy.erasure``; the promotion gate refuses flagged versions), and the affected labeled
@@ -497,10 +498,16 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
     # 3. open HITs holding the subject's items: expired before their items leave the job files
     hits_cancelled = _cancel_hits(cfg, store, scrub.ids, request_id, backend_factory)
 
-    # 4. every other file in the store (a successor copies the scrubbed exports and Data Docs)
+    # 4. the dedup index (keys of kept records that later partitions are checked against): the
+    # records' keys go, so nothing derived from their text stays
+    from llmops.curate.history import erase_records
+
+    dedup_removed = erase_records(store, cfg.dataset, scrub.ids)
+
+    # 5. every other file in the store (a successor copies the scrubbed exports and Data Docs)
     files_scrubbed = 0
     skip = re.compile(r"^(datasets/[^/]+/[^/]+/versions/[^/]+/(manifest\.json|data/|quarantine/)"
-                      r"|datasets/[^/]+/[^/]+/partitions/|privacy/|audit/)")
+                      r"|datasets/[^/]+/[^/]+/partitions/|datasets/[^/]+/dedup_index/|privacy/|audit/)")
     if scrub.ids or scrub.needles:
         for key in store.list(""):
             if skip.match(key) or not _scrubbable(key):
@@ -511,7 +518,7 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
                 files_scrubbed += 1
                 log.info("scrubbed %s (%d spots)", key, n)
 
-    # 5. MLflow: artifacts scrubbed, model versions trained on affected labeled versions flagged
+    # 6. MLflow: artifacts scrubbed, model versions trained on affected labeled versions flagged
     affected_labeled = {m["id"] for m, _ in found if m["stage"] == "labeled"}
     for manifest in manifests["labeled"]:  # versions an earlier run of this request already purged
         if any(e.get("request_id") == request_id for e in manifest.get("erasures", [])):
@@ -526,11 +533,11 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
                                                        if getattr(c, "registered_model", None))]
             flagged = _flag_models(client, names, affected_labeled, request_id)
 
-    # 6. the dataset versions: successors without the records, the old versions purged
+    # 7. the dataset versions: successors without the records, the old versions purged
     versions = [_rewrite(store, m, hits, request_id, make_successor=not m.get("superseded_by"), producer=producer)
                 for m, hits in found]
 
-    # 7. the index: the subject's entries go (last: a retry still finds the records by them)
+    # 8. the index: the subject's entries go (last: a retry still finds the records by them)
     index_removed = 0
     for key, rows in index_files.items():
         kept = [r for r in rows if not query.matches(r[0]) and r[1] not in scrub.ids]
@@ -544,11 +551,12 @@ def erase(cfg: Any, *, store: Any, request_id: str, subjects: Iterable[str],
         "versions": versions, "removed": {
             stage: sum(v["records"] for v in versions if v["stage"] == stage) for stage in STAGES},
         "files_scrubbed": files_scrubbed, "index_entries_removed": index_removed,
+        "dedup_index_removed": dedup_removed,
         "mlflow_artifacts_scrubbed": artifacts_scrubbed, "model_versions_flagged": flagged,
         "hits_cancelled": hits_cancelled, "retrain": retrain,
     }
     summary["changed"] = bool(versions or files_scrubbed or index_removed or artifacts_scrubbed or flagged
-                              or hits_cancelled)
+                              or hits_cancelled or dedup_removed)
     _record(store, summary, who, cfg.dataset)
     return summary
 

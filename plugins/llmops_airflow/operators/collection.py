@@ -18,8 +18,9 @@ from airflow.sdk import BaseOperator, Context
 from llmops_airflow.dagconfig import DEFAULT_CONFIG, PROJECT_DIR, load_pipeline_config, resolve_config_path
 from llmops_airflow.links import DATA_DOCS_XCOM_KEY, DataDocsLink
 
-__all__ = ["DEFAULT_CONFIG", "PROJECT_DIR", "CollectSourcesOperator", "CurateDatasetOperator", "load_pipeline_config",
-           "producer_from_context", "push_docs_link", "resolve_config_path", "summary"]
+__all__ = ["DEFAULT_CONFIG", "PROJECT_DIR", "CollectSourcesOperator", "CurateDatasetOperator", "CurateShardOperator",
+           "MergeShardsOperator", "load_pipeline_config", "producer_from_context", "push_docs_link",
+           "resolve_config_path", "summary"]
 
 
 def producer_from_context(context: Context) -> dict[str, Any]:
@@ -120,7 +121,8 @@ class CollectSourcesOperator(_ConfiguredOperator):
             manifest = collect_raw(cfg, store=store, partition=self.partition,
                                    producer=producer_from_context(context), ctx=ctx)
         out = summary(manifest)
-        self.log.info("raw version %s: %s", out["version_id"], out["counts"])
+        out["shards"] = len(manifest["files"])
+        self.log.info("raw version %s in %s shard(s): %s", out["version_id"], out["shards"], out["counts"])
         push_docs_link(context, manifest)
         return out
 
@@ -152,6 +154,10 @@ class CurateDatasetOperator(_ConfiguredOperator):
             manifest = curate_version(cfg, store=store, raw_version_id=self.raw_version_id,
                                       partition=self.partition, producer=producer_from_context(context),
                                       progress=progress)
+        return self.announce(context, manifest)
+
+    def announce(self, context: Context, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Log the published version, link its Data Docs and put it on the outlets' asset event."""
         out = summary(manifest)
         self.log.info("curated version %s: %s; PII %s", out["version_id"], out["counts"], out["pii"])
         url = push_docs_link(context, manifest)
@@ -166,3 +172,53 @@ class CurateDatasetOperator(_ConfiguredOperator):
                 "counts": {k: v for k, v in out["counts"].items() if k != "by_reason"},
             }
         return out
+
+
+class CurateShardOperator(_ConfiguredOperator):
+    """Curates one shard of a ``raw`` version on whichever worker runs it (normalise, filter, exact
+    duplicates in the shard, PII redaction, MinHash keys) into the store's staging area; map it over
+    the shard numbers ``range(collect.output["shards"])`` (see ``dags/llm_data_collection.py``).
+
+    Idempotent: a shard already staged (or already merged) is not computed again. Its XCom is a
+    small summary (rows, survivors, rejected by category), never text.
+    """
+
+    template_fields: Sequence[str] = ("config_path", "partition", "raw_version_id")
+    ui_color = "#f1f8e9"
+
+    def __init__(self, *, raw_version_id: str, shard: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.raw_version_id = raw_version_id
+        self.shard = shard
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from llmops.curate.shards import curate_shard
+        from llmops.versions import read_manifest
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+        raw = read_manifest(store, cfg.dataset, "raw", self.raw_version_id)
+        out = curate_shard(cfg, store=store, raw=raw, index=int(self.shard))
+        self.log.info("shard %s: %s", self.shard, out)
+        return out
+
+
+class MergeShardsOperator(CurateDatasetOperator):
+    """Decides exact and near duplicates across all staged shards of a ``raw`` version from their
+    compact keys and publishes one ``curated`` version (quality gate, counts, subject index); the
+    reduce after the mapped :class:`CurateShardOperator` tasks. A repeated merge returns the
+    version published before."""
+
+    ui_color = "#c8e6c9"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from llmops.curate.shards import merge_shards
+        from llmops.versions import read_manifest
+
+        cfg = self.load_config()
+        store = self.open_store(cfg)
+        raw = read_manifest(store, cfg.dataset, "raw", self.raw_version_id)
+        with _no_retry_on_gate_failure():
+            manifest = merge_shards(cfg, store=store, raw=raw, partition=self.partition,
+                                    producer=producer_from_context(context))
+        return self.announce(context, manifest)
