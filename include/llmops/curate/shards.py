@@ -188,10 +188,11 @@ def curate_shard(
                 batch.clear()
             if rejected:
                 found: list[list[tuple[str, str]]] = (
-                    redactor.find_batch([q.raw for _, _, q in rejected]) if index_quarantine else [])
+                    redactor.find_batch([q.raw for _, _, q in rejected]) if index_quarantine and redactor else [])
                 rows = []
                 for n, (pos, category, q) in enumerate(rejected):
-                    subjects = sorted(keys.for_record(found[n], {})) if index_quarantine and q.id is not None else []
+                    subjects = (sorted(keys.for_record(found[n], {})) if index_quarantine and keys is not None
+                                and q.id is not None else [])
                     rows.append({"pos": pos, "category": category, **q.to_row(), "subjects": subjects})
                     summary["rejected"][category] += 1
                 r_writer.write_table(pa.Table.from_pylist(rows, schema=rejected_schema))
@@ -255,7 +256,7 @@ def _survivor_rows(batch: list[tuple[int, Record, str, bytes | None]], cfg: Pipe
                "subjects": sorted(keys.for_record(found, rec.meta)) if keys is not None else [],
                "subjects_found": sorted(keys.for_record(found, {})) if keys is not None and results is not None
                else []}
-        if near is not None:
+        if bands is not None and fps is not None:
             row["bands"] = bands[n]
             row["fps"] = fps[n]
         rows.append(row)
@@ -418,7 +419,7 @@ def _merged_rows(files: list[tuple[Path, Path]], drops: dict[int, _Drop]) -> Ite
         s_iter, r_iter = survivors(s_path), rejected(r_path)
         s_row, r_row = next(s_iter, None), next(r_iter, None)
         while s_row is not None or r_row is not None:
-            if r_row is None or (s_row is not None and s_row["pos"] < r_row["pos"]):
+            if s_row is not None and (r_row is None or s_row["pos"] < r_row["pos"]):
                 drop = drops.get(s_row["pos"])
                 if drop is None:
                     yield "data", s_row
@@ -429,7 +430,7 @@ def _merged_rows(files: list[tuple[Path, Path]], drops: dict[int, _Drop]) -> Ite
                                     raw=s_row["raw"])
                     yield "drop", (drop.category, q, s_row["subjects_found"])
                 s_row = next(s_iter, None)
-            else:
+            elif r_row is not None:
                 q = Quarantined(**{k: r_row[k] for k in ("source", "location", "reason", "stage", "id", "detail",
                                                           "raw")})
                 yield "drop", (r_row["category"], q, r_row["subjects"])
