@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 KEY_ROW_GROUP = 16_384
 DOC_ROW_GROUP = 4_096
+READ_GROUPS = 32  # row groups read at once by a lookup
 
 
 def index_prefix(dataset: str) -> str:
@@ -184,22 +185,24 @@ class HistoryIndex:
         self.stats["row_groups_total"] += md.num_row_groups
         if not groups:
             return empty
-        table = pf.read_row_groups(groups, columns=columns)
-        self.stats["row_groups_read"] += len(groups)
-        self.stats["rows_read"] += table.num_rows
-        values = table.column(column).to_numpy()
-        mask = np.isin(values, query)
-        out = {}
-        for c in columns:
-            col = table.column(c)
-            if c == "fps":
-                width = col.type.list_size
-                out[c] = col.combine_chunks().flatten().to_numpy().reshape(-1, width)[mask]
-            elif c == "id":
-                out[c] = np.asarray(col.to_pylist(), dtype=object)[mask]
-            else:
-                out[c] = col.to_numpy()[mask]
-        return out
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+        for start in range(0, len(groups), READ_GROUPS):  # bounded memory: a few row groups at a time
+            table = pf.read_row_groups(groups[start:start + READ_GROUPS], columns=columns)
+            self.stats["row_groups_read"] += min(READ_GROUPS, len(groups) - start)
+            self.stats["rows_read"] += table.num_rows
+            mask = np.isin(table.column(column).to_numpy(), query)
+            if not mask.any():
+                continue
+            for c in columns:
+                col = table.column(c)
+                if c == "fps":
+                    width = col.type.list_size
+                    parts[c].append(col.combine_chunks().flatten().to_numpy().reshape(-1, width)[mask])
+                elif c == "id":
+                    parts[c].append(np.asarray(col.to_pylist(), dtype=object)[mask])
+                else:
+                    parts[c].append(col.to_numpy()[mask])
+        return {c: np.concatenate(v) if v else empty[c] for c, v in parts.items()}
 
     def ids(self, r: int, docs: np.ndarray) -> dict[int, str]:
         got = self._read(r, "docs.parquet", "doc", np.unique(docs.astype(np.int32)), ["doc", "id"])
