@@ -165,3 +165,44 @@ def test_s3_prefix_source(tmp_path: Path, s3_client):
     recs, bad = _run(cfg, ctx)
     assert [r.id for r in recs] == ["s1"] and [q.reason for q in bad] == ["malformed_json"]
     assert recs[0].meta["location"].startswith("s3://landing/in/dt=2026-11-25/a.jsonl")
+
+
+def test_the_same_items_from_two_addresses_make_the_same_raw_version(serve_dir, tmp_path: Path, monkeypatch):
+    """A version's identity comes from content: the API's host and port are not part of it."""
+    from llmops.config import PipelineConfig
+    from llmops.stages import collect_raw
+    from llmops.storage import LocalStore
+
+    pages = {"/v1/2026-11-25/p1": {"items": [{"id": "h1", "body": "first api item, long enough"},
+                                             {"body": "an item without an id of its own"}], "next": "p2"},
+             "/v1/2026-11-25/p2": {"items": [{"id": "h2", "body": "second api item, long enough"}], "next": None}}
+    first = serve_dir(Path("."), _api_handler(pages, {}, []))
+    second = serve_dir(Path("."), _api_handler(pages, {}, []))
+    assert first.rsplit(":", 1)[1] != second.rsplit(":", 1)[1]
+    versions, locations = [], []
+    for n, base in enumerate((first, second)):
+        monkeypatch.setenv("SUPPORT_API", base)
+        cfg = PipelineConfig(base_dir=str(tmp_path), sources=[HttpSource(
+            name="api", url="${SUPPORT_API}/v1/{partition}/p1", field_map={"id": "id", "text": "body"})])
+        recs, _ = _run(cfg.sources[0], CollectContext(partition="2026-11-25"))
+        locations.append([(r.id, r.meta["location"]) for r in recs])
+        raw = collect_raw(cfg, store=LocalStore(tmp_path / f"store{n}"), partition="2026-11-25",
+                          producer={"kind": "test"})
+        versions.append(raw["id"])
+    assert locations[0] == locations[1]
+    assert locations[0][0][1] == "/v1/2026-11-25/p1#0" and locations[0][2][1] == "/v1/2026-11-25/p2#0"
+    assert versions[0] == versions[1]
+
+
+def test_files_outside_the_base_folder_are_located_without_absolute_paths(tmp_path: Path):
+    for where in ("a", "b"):
+        folder = tmp_path / where / "landing" / "2026-11-25"
+        folder.mkdir(parents=True)
+        (folder / "x.jsonl").write_text('{"text": "a message without an id of its own"}\n')
+    found = []
+    for where in ("a", "b"):
+        pattern = str(tmp_path / where / "landing" / "{partition}" / "*.jsonl")
+        recs, _ = _run(FilesSource(name="drop", paths=[pattern]),
+                       CollectContext(partition="2026-11-25", base_dir=tmp_path / "elsewhere"))
+        found.append((recs[0].id, recs[0].meta["location"]))
+    assert found[0] == found[1] and found[0][1] == "x.jsonl:1"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import itertools
 import json
 import logging
 import sys
@@ -136,23 +137,41 @@ class _TxtView:
         self.field_map = type(cfg.field_map)(id=None, text="text", created_at=None)
 
 
+def _glob_root(pattern: str) -> Path:
+    """The folder of a path pattern before its first wildcard (the pattern's folder if it has none)."""
+    parts = Path(pattern).parts
+    fixed = [p for p in itertools.takewhile(lambda part: not glob.has_magic(part), parts)]
+    root = Path(*fixed) if fixed else Path(".")
+    return root.parent if root == Path(pattern) else root
+
+
+def _stable_name(path: Path, base_dir: Path, root: Path) -> str:
+    """A file's location as records keep it (and their ids and version ids hash it): relative to
+    ``base_dir``, or for a file outside it relative to its pattern's folder - never an absolute
+    path, which changes from one machine or checkout to the next."""
+    for folder in (base_dir, root):
+        try:
+            return path.relative_to(folder).as_posix()
+        except ValueError:
+            continue
+    return path.name
+
+
 @register_source("files")
 def files_source(cfg: Any, ctx: CollectContext) -> Iterator[Item]:
-    matched: list[Path] = []
+    matched: dict[Path, Path] = {}  # file -> the folder its location is given relative to
     for pattern in cfg.paths:
         pat = ctx.substitute(pattern)
         if not Path(pat).is_absolute():
             pat = str(ctx.base_dir / pat)
-        matched.extend(Path(p) for p in glob.glob(pat, recursive=True) if Path(p).is_file())
-    files = sorted(set(matched))
+        for p in glob.glob(pat, recursive=True):
+            if Path(p).is_file():
+                matched.setdefault(Path(p), _glob_root(pat))
+    files = sorted(matched)
     if not files:
         msg = f"source {cfg.name!r}: no file matches {cfg.paths} (partition={ctx.partition!r})"
         if cfg.required:
             raise SourceError(msg)
         log.warning(msg)
     for path in files:
-        try:
-            display = path.relative_to(ctx.base_dir).as_posix()
-        except ValueError:
-            display = path.as_posix()
-        yield from parse_file(path, cfg, ctx, display)
+        yield from parse_file(path, cfg, ctx, _stable_name(path, ctx.base_dir, matched[path]))

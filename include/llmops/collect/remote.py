@@ -39,6 +39,17 @@ def _http_session(retries: int, backoff_s: float) -> Any:
     return session
 
 
+def stable_location(url: str) -> str:
+    """Where an API item came from, without the parts that change when nothing else did: the
+    scheme, host and port (a local server on an ephemeral port, a load balancer, a mirror) are
+    left out, the path and query kept (``/v1/dt=2026-11-20/page-1.json``). Record ids and version
+    ids hash it, so the same items served from another address give the same versions."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 @register_source("http")
 def http_source(cfg: Any, ctx: CollectContext) -> Iterator[Item]:
     import requests
@@ -74,8 +85,9 @@ def http_source(cfg: Any, ctx: CollectContext) -> Iterator[Item]:
             yield Quarantined(cfg.name, url, "malformed_page",
                               detail=f"no list under {cfg.items_key!r}", raw=str(body)[:4000])
             break
+        where = stable_location(url)
         for idx, payload in enumerate(items):
-            yield to_record(payload, cfg, f"{url}#{idx}", ctx)
+            yield to_record(payload, cfg, f"{where}#{idx}", ctx)
         nxt = body.get(cfg.next_key) if (cfg.next_key and isinstance(body, dict)) else None
         url = urljoin(url, nxt) if nxt else None
     if url and pages >= cfg.max_pages:
