@@ -20,8 +20,13 @@ same ledger.
    confidence, votes and agreement per item, gated by the `labeled` Great Expectations suite,
    exported as JSONL and Label Studio tasks, and announced on the labeled asset.
 
-Runs when a curated version is published (asset schedule); a manual run takes the
-`curated_version` or `partition` param.
+6. **catch_up** – if curated versions are still unlabeled (published while this run was busy),
+   trigger one more run for them.
+
+Runs when a curated version is published (asset schedule) and labels every current curated
+version that is not labeled or being labeled yet (the store decides, not only the triggering
+events: an event another run handled skips the run, one the scheduler dropped is still labeled);
+a manual run takes the `curated_version` or `partition` param, or none for the same catch-up.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from airflow.sdk import Param, dag
 from llmops_airflow.assets import CURATED_DATASET, LABELED_DATASET
 from llmops_airflow.dagconfig import DEFAULT_CONFIG
 from llmops_airflow.operators.annotation import (
+    CatchUpOperator,
     CrowdExportOperator,
     CrowdReviewOperator,
     PublishLabelsOperator,
@@ -91,7 +97,8 @@ def llm_annotation() -> None:
     )
     review = CrowdReviewOperator(task_id="review", config_path=config, job_id=JOB_ID)
     publish = PublishLabelsOperator(task_id="publish", config_path=config, job_id=JOB_ID, outlets=[LABELED_DATASET])
-    select >> export >> wait >> review >> publish
+    catch_up = CatchUpOperator(task_id="catch_up", config_path=config)
+    select >> export >> wait >> review >> publish >> catch_up
 
 
 llm_annotation()

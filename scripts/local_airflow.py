@@ -432,24 +432,16 @@ def wait_for_labels(api: AirflowREST, home: Path, days: list[str], deadline: flo
 
     store = LocalStore(home / "store")
     states: dict[str, str] = {}
-    caught_up = False
     while time.monotonic() < deadline:
         states = {str(r["run_id"]): str(r.get("state")) for r in list_runs(api, ANNOTATION_DAG_ID)}
         finished = bool(states) and all(v in ("success", "failed") for v in states.values())
         # an asset-triggered run deferred while another run is active is not listed yet: its events are
         finished = finished and queued_events(api, ANNOTATION_DAG_ID) == 0
         missing = [d for d in days if not latest_for_partition(store, "support_messages", "labeled", d)]
-        if finished and (not missing or "failed" in states.values() or caught_up):
+        # nothing is triggered from here: each run labels every curated version not labeled yet, and
+        # its catch_up task starts one more run for versions published while it was busy
+        if finished and (not missing or "failed" in states.values()):
             break
-        if finished and missing:
-            # an asset event that lands while the scheduler is creating a run is only consumed by
-            # the next asset-triggered run; label those partitions now with a manual run
-            versions = [v for d in missing if (v := latest_for_partition(store, "support_messages", "curated", d))]
-            print(f"demo: triggering {ANNOTATION_DAG_ID} for {', '.join(missing)} (events not yet consumed)")
-            trigger(api, ANNOTATION_DAG_ID, {"curated_version": ",".join(versions)})
-            caught_up = True
-            time.sleep(10)
-            continue
         time.sleep(POLL_S)
     return states
 

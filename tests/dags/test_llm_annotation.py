@@ -170,9 +170,50 @@ def test_dag_shape_and_links(airflow_db, dag):
     from llmops_airflow.links import HitGroupLink
     from llmops_airflow.sensors.annotation import AnnotationSensor
 
-    assert [t.task_id for t in dag.topological_sort()] == ["select", "export", "wait", "review", "publish"]
+    assert [t.task_id for t in dag.topological_sort()] == ["select", "export", "wait", "review", "publish",
+                                                             "catch_up"]
     assert any(isinstance(link, HitGroupLink) for link in dag.get_task("export").operator_extra_links)
     wait = dag.get_task("wait")
     assert isinstance(wait, AnnotationSensor) and wait.deferrable
     assert [a.uri for a in dag.get_task("publish").outlets] == ["x-llmops://datasets/support_messages/labeled"]
     assert [a.uri for a in dag.timetable.asset_condition.objects] == ["x-llmops://datasets/support_messages/curated"]
+
+
+def test_runs_label_what_the_store_says_is_unlabeled(airflow_db, dag, curated, sample_dir: Path):
+    """Reconciliation, not event bookkeeping: a run labels every current curated version that is not
+    labeled yet (one whose asset event was dropped too, apache/airflow#56050); a run whose versions
+    another run handled skips; the catch-up task asks for one more run only while something is left."""
+    from airflow.sdk.exceptions import DagRunTriggerException
+
+    from llmops.annotation.jobs import unlabeled_curated
+    from llmops.stages import collect_raw, curate_version
+    from llmops.versions import latest_for_partition, read_manifest
+    from llmops_airflow.operators.annotation import CatchUpOperator
+
+    cfg_path, cfg, store, cur, day = curated
+    day2 = json.loads((sample_dir / "sample_manifest.json").read_text())["days"][1]
+    raw2 = collect_raw(cfg, store=store, partition=day2, producer={"kind": "test"})
+    cur2 = curate_version(cfg, store=store, raw_version_id=raw2["id"], partition=day2, producer={"kind": "test"})
+    assert unlabeled_curated(cfg, store) == [(day, cur["id"]), (day2, cur2["id"])]
+
+    # what a run's last task does while versions are unlabeled: one more run, with an id from the versions
+    catch_up = CatchUpOperator(task_id="catch_up", config_path=str(cfg_path), trigger_dag_id="llm_annotation")
+    with pytest.raises(DagRunTriggerException) as more:
+        catch_up.execute({})
+    assert more.value.trigger_dag_id == "llm_annotation" and more.value.dag_run_id.startswith("catch_up__")
+    assert more.value.conf == {"config_path": str(cfg_path)} and more.value.skip_when_already_exists
+
+    # a run without a version or partition (what the triggered run is) labels both partitions in one job
+    dr, states = _run(dag, {"config_path": str(cfg_path)})
+    assert dr.state == "success" and states["publish"] == "success" and states["catch_up"] == "success", states
+    vid = latest_for_partition(store, cfg.dataset, "labeled", day2)
+    assert sorted(read_manifest(store, cfg.dataset, "labeled", vid)["parents"]) == sorted([cur["id"], cur2["id"]])
+    assert unlabeled_curated(cfg, store) == []
+    assert catch_up.execute({}) is None  # nothing left: no further run
+
+    # a second run (an event another run already handled) does nothing and succeeds: no new HIT
+    hits = sorted(store.list(f"crowd/local/{cfg.dataset}/hits/"))
+    dr2, states2 = _run(dag, {"config_path": str(cfg_path)})
+    assert dr2.state == "success", states2
+    assert states2["select"] == "skipped" and states2["export"] == "skipped", states2
+    assert sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits

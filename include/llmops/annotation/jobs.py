@@ -92,6 +92,37 @@ def _version_list(curated: str | Sequence[str]) -> list[str]:
     return ids
 
 
+def unlabeled_curated(cfg: PipelineConfig, store: Any) -> list[tuple[str, str]]:
+    """``(partition, version id)`` of every partition's current curated version that is neither the
+    parent of a labeled version nor in an annotation job under way (exported, reviewed or published;
+    jobs with a ``focus`` label only a slice and do not count), oldest partition first.
+
+    What the asset-triggered ``llm_annotation`` labels: the state of the store, not only the events
+    that started the run, so an event the scheduler dropped or delivered twice neither loses a day nor
+    labels one twice. An erasure successor counts as labeled when the version it replaced was."""
+    from llmops.versions import latest_versions
+
+    covered: set[str] = set()
+    prefix = f"datasets/{cfg.dataset}/labeled/versions/"
+    for key in store.list(prefix):
+        if key.endswith("/manifest.json"):
+            covered.update(json.loads(store.read_bytes(key)).get("parents", []))
+    for key in store.list(f"annotations/{cfg.dataset}/jobs/"):
+        if key.endswith("/ledger.json"):
+            ledger = json.loads(store.read_bytes(key))
+            if ledger.get("status") in ("exported", "reviewed", "published") and not ledger.get("focus"):
+                covered.update(ledger.get("curated_versions", []))
+    pending = []
+    for partition, version in latest_versions(store, cfg.dataset, "curated").items():
+        if version in covered:
+            continue
+        parents = read_manifest(store, cfg.dataset, "curated", version).get("parents", [])
+        if any(p in covered for p in parents if p.startswith("curated-")):
+            continue
+        pending.append((partition, version))
+    return pending
+
+
 def job_id_for(dag_id: str, partition: str, curated: str | Sequence[str], cfg: PipelineConfig,
                focus: dict[str, list[str]] | None = None) -> str:
     """Same DAG, partition, curated version(s), focus and annotation settings -> same job (and HITs)."""
@@ -232,7 +263,7 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
     store.write_bytes(f"{prefix}/items.jsonl",
                       "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items).encode())
     ledger: dict[str, Any] = {"job_id": job_id, "dataset": cfg.dataset, "dag_id": dag_id, "partition": partition,
-              "curated_versions": versions, "backend": a.backend,
+              "curated_versions": versions, "backend": a.backend, **({"focus": focus} if focus else {}),
               "sandbox": a.mturk.sandbox if a.backend == "mturk" else None, "status": "planned",
               "hit_type_id": None, "hits": {}, "assignments": {}, "extensions": [], "blocked": {}}
     _save_ledger(store, ledger)

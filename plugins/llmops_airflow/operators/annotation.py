@@ -21,6 +21,7 @@ from llmops_airflow.operators.collection import (
     push_docs_link,
     summary,
 )
+from llmops_airflow.operators.trigger import TriggerRunOperator
 
 
 def open_crowd(cfg: Any, store: Any) -> Any:
@@ -66,8 +67,11 @@ def _curated_from_events(context: Context) -> list[dict[str, Any]]:
 class SelectForAnnotationOperator(_ConfiguredOperator):
     """Chooses the items to label from a curated version and plans the HITs.
 
-    The curated versions are ``curated_version_id`` when given (comma-separated for several),
-    else every version whose asset event triggered the run, else the version of ``partition``.
+    The curated versions are ``curated_version_id`` when given (comma-separated for several), else
+    the version of ``partition``, else every partition's current curated version that is not
+    labeled or being labeled yet (:func:`llmops.annotation.jobs.unlabeled_curated`, oldest first):
+    the store decides, not only the asset events that started the run. With nothing left to label
+    (an event another run already handled) the task is skipped and the run succeeds.
     """
 
     template_fields: Sequence[str] = ("config_path", "partition", "curated_version_id", "focus")
@@ -89,18 +93,29 @@ class SelectForAnnotationOperator(_ConfiguredOperator):
         store = self.open_store(cfg)
         versions = [v.strip() for v in (self.curated_version_id or "").split(",") if v.strip()]
         partition = (self.partition or "").strip() or None
-        if not versions:
-            events = _curated_from_events(context)
-            versions = [e["version_id"] for e in events]
-            if events:
-                partition = partition or events[-1].get("partition")
-                self.log.info("curated versions from %s triggering asset events: %s", len(events), versions)
         if not versions and partition:
             found = latest_for_partition(store, cfg.dataset, "curated", partition)
             versions = [found] if found else []
+            if not versions:
+                raise AirflowFailException(f"partition {partition} has no curated version to annotate")
         if not versions:
-            raise AirflowFailException("no curated version to annotate: pass the curated_version or partition "
-                                       "param, or let a curated asset event trigger the run")
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from llmops.annotation.jobs import unlabeled_curated
+
+            events = [e["version_id"] for e in _curated_from_events(context)]
+            if events:
+                self.log.info("triggered by %s curated asset event(s): %s", len(events), events)
+            pending = unlabeled_curated(cfg, store)
+            if not pending:
+                raise AirflowSkipException(
+                    "nothing to label: every current curated version is labeled or in a job under way"
+                    + (f" (the triggering versions {events} were handled by another run)" if events else ""))
+            versions = [v for _, v in pending]
+            partition = pending[-1][0]
+            missed = sorted(set(versions) - set(events))
+            self.log.info("labeling %s curated version(s) not labeled yet: %s%s", len(versions), versions,
+                          f"; not in this run's events: {missed}" if events and missed else "")
         partition = partition or read_manifest(store, cfg.dataset, "curated", versions[-1]).get("partition") \
             or versions[-1]
         focus = self.focus
@@ -187,3 +202,41 @@ class PublishLabelsOperator(_JobOperator):
                 "labels": ann["labels"],
             }
         return out
+
+
+class CatchUpOperator(TriggerRunOperator):
+    """The last task of an annotation run: when curated versions are still unlabeled (published
+    while this run was busy: the scheduler may drop the asset events that arrive while the DAG is at
+    ``max_active_runs``, apache/airflow#56050), trigger one more run of this DAG for them; else do
+    nothing. The triggered run's id is derived from the versions, so a retry triggers nothing twice.
+    """
+
+    template_fields: Sequence[str] = (*TriggerRunOperator.template_fields, "config_path")
+    ui_color = "#fff8e1"
+
+    def __init__(self, *, config_path: str, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_dag_id", "{{ dag.dag_id }}")
+        kwargs.setdefault("trigger_run_id", "")
+        super().__init__(**kwargs)
+        self.config_path = config_path
+
+    def execute(self, context: Context) -> None:
+        import hashlib
+
+        from llmops.annotation.jobs import unlabeled_curated
+        from llmops.config import load_config
+        from llmops_airflow.dagconfig import resolve_config_path
+        from llmops_airflow.hooks.store import ObjectStoreHook
+
+        cfg = load_config(resolve_config_path(self.config_path))
+        pending = unlabeled_curated(cfg, ObjectStoreHook.for_config(cfg).store)
+        if not pending:
+            self.log.info("every current curated version is labeled or in a job under way: nothing to catch up")
+            return None
+        versions = [v for _, v in pending]
+        self.log.info("%s curated version(s) still unlabeled (%s): one more run for them", len(versions),
+                      ", ".join(f"{p}: {v}" for p, v in pending))
+        self.trigger_run_id = "catch_up__" + hashlib.sha256(",".join(versions).encode()).hexdigest()[:16]
+        self.conf = {"config_path": self.config_path}
+        self.skip_when_already_exists = True
+        return super().execute(context)
