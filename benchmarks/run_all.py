@@ -28,7 +28,8 @@ def run(script: str, *args: str) -> dict:
 
 
 def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: dict | None = None,
-           infer: dict | None = None, drift: dict | None = None, pii: dict | None = None) -> str:
+           infer: dict | None = None, drift: dict | None = None, pii: dict | None = None,
+           shards: dict | None = None, history: dict | None = None) -> str:
     d = cur["docs_per_s"]
     r = cur["ratios"]
     lines = [
@@ -119,7 +120,51 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: di
         ]
     if pii:
         lines += ["", *_pii_table(pii)]
+    if shards:
+        lines += ["", *_shards_text(shards)]
+    if history:
+        lines += ["", *_history_text(history)]
     return "\n".join(lines)
+
+
+def _shards_text(sh: dict) -> list[str]:
+    """One partition by 1 vs 2 curate_shard workers, and the capacity model from the measured rates."""
+    one, two, cap = sh["one_worker"], sh["two_workers"], sh["capacity"]
+    return [
+        f"Scale-out (`benchmarks/bench_shards.py`{', ' + _when(sh) if _when(sh) else ''}): one partition of "
+        f"{sh['docs']:,} sample records (PII, duplicates, bad records) through `llm_data_collection` under `airflow "
+        f"standalone` (LocalExecutor, {sh['machine']['cpus']} CPUs, `pii.n_process: 1`). Curation wall time, first "
+        f"`curate_shard` start to `dedup_merge` end: {one['shard_tasks']} shard task {one['curation_s']:.0f} s, "
+        f"{two['shard_tasks']} shard tasks at once {two['curation_s']:.0f} s (**{sh['speedup']:.2f}x**; shard tasks "
+        f"{', '.join(f'{x:.0f}' for x in two['shard_task_s'])} s against {one['shard_task_s'][0]:.0f} s, each loading "
+        f"its own Presidio/spaCy pipelines; the merge {two['merge_s']:.0f} s against {one['merge_s']:.0f} s). Same "
+        f"data files from both: {sh['same_data_files']}.",
+        "",
+        f"Capacity, from these rates: one worker core curates ~{sh['per_worker_docs_per_s']:.0f} docs/s with PII, "
+        f"pipeline loading and the merge included, i.e. ~{cap['docs_per_day_per_worker'] / 1e6:.1f}M documents a day; "
+        f"10M documents/day need ~{cap['workers_for_10M_per_day']} worker cores, 100M/day "
+        f"~{cap['workers_for_100M_per_day']} (Celery worker slots or Kubernetes pods; shards of `curation.shard_rows` "
+        "spread over them). The merge of one partition runs in one task; "
+        + (f"it took {two['merge_s']:.0f} s for {sh['docs']:,} records here." if two.get('merge_s') else ""),
+    ]
+
+
+def _history_text(h: dict) -> list[str]:
+    """Lookups in the dedup index of earlier partitions, as the history grows."""
+    rows = h.get("table") or []
+    lines = [
+        f"Dedup index (`benchmarks/bench_history.py`{', ' + _when(h) if _when(h) else ''}): lookups of a new "
+        "partition against the kept records of earlier partitions, each size in a fresh process.",
+        "",
+        "| history | runs | disk | per query doc (10k docs) | per query doc (1k docs) | row groups read | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['history']:,} | {r['runs']} | {r['disk_gb']:.1f} GB | {r['us_per_doc_large']:,.0f} µs | "
+                     f"{r['us_per_doc_small']:,.0f} µs | {r['row_groups_read']} | {r['peak_rss_mib']:,.0f} MiB |")
+    if h.get("summary"):
+        lines += ["", h["summary"]]
+    return lines
 
 
 PII_ENTITIES = ["PERSON", "PHONE_NUMBER", "CREDIT_CARD", "EMAIL_ADDRESS", "IBAN_CODE", "US_SSN", "IP_ADDRESS"]
@@ -216,11 +261,13 @@ def main() -> int:
         loaded = [json.loads((RES / f"{name}.json").read_text())
                   for name in ("curation", "dedup", "parse", "memory", "gate")]
         train_path, infer_path, drift_path = RES / "training.json", RES / "inference.json", RES / "drift.json"
-        pii_path = RES / "pii.json"
+        pii_path, shards_path, history_path = RES / "pii.json", RES / "shards.json", RES / "history.json"
         text = render(*loaded, train=json.loads(train_path.read_text()) if train_path.exists() else None,
                       infer=json.loads(infer_path.read_text()) if infer_path.exists() else None,
                       drift=json.loads(drift_path.read_text()) if drift_path.exists() else None,
-                      pii=json.loads(pii_path.read_text()) if pii_path.exists() else None)
+                      pii=json.loads(pii_path.read_text()) if pii_path.exists() else None,
+                      shards=json.loads(shards_path.read_text()) if shards_path.exists() else None,
+                      history=json.loads(history_path.read_text()) if history_path.exists() else None)
         _write(text, readme=True)
         print(text)
         return 0
@@ -234,7 +281,9 @@ def main() -> int:
     infer = run("bench_inference.py", "--n", "64" if q else "240", "--repeat", "1" if q else "3")
     drift = run("bench_drift.py", "--docs", "20000" if q else "100000", "--chunk", "500" if q else "2000")
     pii = run("bench_pii.py", "--evaluator", "300" if q else "3000", "--own", "200" if q else "1200")
-    text = render(cur, dedup, parse, mem, gate, train, infer, drift, pii)
+    shards = run("bench_shards.py", "--docs", "400" if q else "30000")
+    history = run("bench_history.py", *(["--quick"] if q else []))
+    text = render(cur, dedup, parse, mem, gate, train, infer, drift, pii, shards, history)
     _write(text, readme=not q)
     print(text)
     return 0

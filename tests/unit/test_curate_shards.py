@@ -239,4 +239,7 @@ def test_history_lookups_read_only_the_row_groups_that_can_match(tmp_path: Path)
     # other MinHash parameters: not compared; partitions on or after the day asked for: not seen
     assert history.near(bands[[42]], fps[[42]], params={**params, "n": 3}, need=near.need) == {}
     assert len(HistoryIndex.open(store, "d", before="2026-11-01")) == 0
+    # a horizon: only the partitions of the last days are checked
+    assert len(HistoryIndex.open(store, "d", before="2026-11-03", horizon_days=2)) == 1
+    assert len(HistoryIndex.open(store, "d", before="2026-11-04", horizon_days=2)) == 0
     history.close()

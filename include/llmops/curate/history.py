@@ -111,6 +111,25 @@ def write_run(store: Any, dataset: str, *, partition: str, version_id: str, ids:
 
 
 # ------------------------------------------------------------------------------------ reading
+def _is_date(value: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _days_before(partition: str | None, days: int | None) -> str | None:
+    """The first day of the ``days`` days before ``partition`` (None: no date partition or no horizon)."""
+    from datetime import date, timedelta
+
+    if partition is None or days is None or not _is_date(partition):
+        return None
+    return (date.fromisoformat(partition) - timedelta(days=days)).isoformat()
+
+
 class HistoryIndex:
     """The runs of the partitions before ``before`` (all with ``before=None``), oldest first."""
 
@@ -123,14 +142,18 @@ class HistoryIndex:
         self.stats = {"row_groups_read": 0, "row_groups_total": 0, "rows_read": 0}
 
     @classmethod
-    def open(cls, store: Any, dataset: str, *, before: str | None) -> HistoryIndex:
+    def open(cls, store: Any, dataset: str, *, before: str | None, horizon_days: int | None = None) -> HistoryIndex:
+        """The runs of the partitions before ``before``; with ``horizon_days`` (and date partitions)
+        only those of the last ``horizon_days`` days before it."""
         prefix = f"{index_prefix(dataset)}/partitions/"
+        since = _days_before(before, horizon_days)
         pointers = []
         for key in store.list(prefix):
             if key.endswith(".json"):
                 pointer = json.loads(store.read_bytes(key))
                 if before is None or pointer["partition"] < before:
-                    pointers.append(pointer)
+                    if since is None or not _is_date(pointer["partition"]) or pointer["partition"] >= since:
+                        pointers.append(pointer)
         runs = []
         for pointer in sorted(pointers, key=lambda p: p["partition"]):
             key = f"{index_prefix(dataset)}/runs/{pointer['version_id']}/run.json"

@@ -526,7 +526,7 @@ def merge_shards(
         if hcfg.enabled:
             from llmops.curate.history import HistoryIndex
 
-            history = HistoryIndex.open(store, cfg.dataset, before=partition)
+            history = HistoryIndex.open(store, cfg.dataset, before=partition, horizon_days=hcfg.horizon_days)
         drops = _decide(cfg, files, history)
         if history is not None:
             writer.extra["history"] = {"partitions": len(history), "records": history.docs}
