@@ -9,12 +9,16 @@ Every night: does the champion still work on today's data, where did the data mo
    the champion on its golden suites and on items labeled in the window, against its
    promotion-time numbers. Report (HTML + JSON, with the trend over earlier nights) on the object
    store next to the data under `drift/<dataset>/<night>/`, and in MLflow (experiment `llm_drift`).
-2. **alert** – on a breach, the `drift.notifier` (a JSON-lines file by default; SMTP or Slack by
+2. **alert** – on a breach or overdue work, the `drift.notifier` (a JSON-lines file by default; SMTP or Slack by
    connection id).
 3. **request_labels** – on a breach, one `llm_annotation` run on the window's newest curated
    partition, focused on the drifted slices (run id `drift__<night>`, so a retry or a re-run triggers nothing twice); its labels
    retrain through `llm_fine_tuning`, which runs on the labeled asset.
-4. **retrain** – on a breach, `llm_fine_tuning` right away when labeled data newer than the
+4. **catch_up_labels** – the watchdog (`drift.watchdog`): curated versions published more than
+   `max_age_hours` ago without labels, and registered model versions without an evaluation, are in
+   the summary and the report and raise the alert; with `trigger`, one `llm_annotation` run
+   (`watchdog__<night>`) labels every unlabeled curated version.
+5. **retrain** – on a breach, `llm_fine_tuning` right away when labeled data newer than the
    champion's training data already exists.
 
 Each run analyses its own window, so `airflow backfill create --dag-id llm_drift_nightly
@@ -95,7 +99,7 @@ def llm_drift_nightly() -> None:
     def alert(summary: dict[str, Any], params: dict[str, Any] | None = None, **context: Any) -> bool:
         from llmops_airflow.notifiers import build_notifier
 
-        if not summary["drift"]:
+        if not summary["drift"] and not (summary.get("watchdog") or {}).get("overdue"):
             return False
         build_notifier(_config((params or {})["config_path"]).drift.notifier, summary).notify(context)
         return True
@@ -110,6 +114,15 @@ def llm_drift_nightly() -> None:
         return {"config_path": config_path, "partition": summary["annotate_partition"], "focus": summary["focus"]}
 
     @task.short_circuit
+    def overdue_labels(summary: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The llm_annotation conf when the watchdog found curated versions waiting too long for labels."""
+        config_path = (params or {})["config_path"]
+        found = summary.get("watchdog") or {}
+        if not (found.get("unlabeled") and _config(config_path).drift.watchdog.trigger):
+            return None
+        return {"config_path": config_path}  # the run labels every unlabeled curated version
+
+    @task.short_circuit
     def needs_retraining(summary: dict[str, Any], params: dict[str, Any] | None = None) -> bool:
         cfg = _config((params or {})["config_path"])
         return bool(summary["drift"] and cfg.drift.actions.retrain and summary.get("new_labeled_versions"))
@@ -121,6 +134,13 @@ def llm_drift_nightly() -> None:
         trigger_dag_id="llm_annotation",
         trigger_run_id=f"drift__{NIGHT}",
         conf=needs_labels(summary),
+        skip_when_already_exists=True,
+    )
+    TriggerRunOperator(
+        task_id="catch_up_labels",
+        trigger_dag_id="llm_annotation",
+        trigger_run_id=f"watchdog__{NIGHT}",
+        conf=overdue_labels(summary),
         skip_when_already_exists=True,
     )
     needs_retraining(summary) >> TriggerRunOperator(

@@ -34,12 +34,23 @@ class FileNotifier(BaseNotifier):
 
 
 def alert_text(summary: dict[str, Any]) -> str:
-    lines = [f"Drift in {summary['dataset']} for {summary['night']} (champion v{summary.get('champion')}):"]
-    lines += [f"- {b['check']}" + "".join(f", {k} {v:.4g}" for k, v in b.items() if isinstance(v, int | float))
-              for b in summary.get("breaches", [])]
-    if summary.get("drifted_slices"):
-        lines.append(f"Drifted slices: {', '.join(summary['drifted_slices'])}")
-    lines.append(f"Report: {summary.get('report_path')}")
+    lines = []
+    if summary.get("drift"):
+        lines.append(f"Drift in {summary['dataset']} for {summary['night']} (champion v{summary.get('champion')}):")
+        lines += [f"- {b['check']}" + "".join(f", {k} {v:.4g}" for k, v in b.items() if isinstance(v, int | float))
+                  for b in summary.get("breaches", [])]
+        if summary.get("drifted_slices"):
+            lines.append(f"Drifted slices: {', '.join(summary['drifted_slices'])}")
+    w = summary.get("watchdog") or {}
+    if w.get("overdue"):
+        lines.append(f"Overdue in {summary['dataset']} on {summary['night']} (published more than "
+                     f"{w['max_age_hours']:g} h ago, next stage not run):")
+        lines += [f"- curated {u['partition']} {u['version_id']}: no labels ({u['age_hours']:.0f} h)"
+                  for u in w.get("unlabeled", [])]
+        lines += [f"- model {u['model']} v{u['version']}: no evaluation ({u['age_hours']:.0f} h)"
+                  for u in w.get("unevaluated", [])]
+    if summary.get("report_path"):
+        lines.append(f"Report: {summary.get('report_path')}")
     return "\n".join(lines)
 
 
@@ -52,7 +63,8 @@ def build_notifier(settings: Any, summary: dict[str, Any]) -> BaseNotifier:
         return FileNotifier(expand_vars(settings.path), {"key": f"{summary['dataset']}/{summary['night']}",
                                                          "text": text, **{k: summary.get(k) for k in (
                                                              "night", "dataset", "champion", "breaches",
-                                                             "drifted_slices", "report_path", "mlflow_run_id")}})
+                                                             "drifted_slices", "report_path", "mlflow_run_id",
+                                                             "watchdog")}})
     if settings.kind == "smtp":
         if not settings.to:
             raise ConfigError("drift.notifier.to: list the recipients of the SMTP notifier")

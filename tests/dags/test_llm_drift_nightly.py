@@ -97,6 +97,9 @@ def test_three_nights_three_reports_and_the_shifted_night_requests_labels(airflo
     for text in ("semillas de tomate", "invoice"):
         assert text not in html and text not in json.dumps(shifted)  # numbers, never documents
 
+    # the watchdog ran every night: everything published is recent, so nothing is overdue or triggered
+    assert shifted["watchdog"] == {"max_age_hours": 36, "unlabeled": [], "unevaluated": [], "overdue": False}
+    assert "Watchdog" in html and all(states[n]["catch_up_labels"] == "skipped" for n in NIGHTS)
     for night in NIGHTS[:2]:
         assert states[night]["alert"] == "success" and states[night]["request_labels"] == "skipped"
     assert states[SHIFTED]["request_labels"] == "success" and states[SHIFTED]["retrain"] == "success"

@@ -173,6 +173,7 @@ def run_nightly(cfg: PipelineConfig, night: date, *, store: Any = None, embed: A
         "first": (night - timedelta(days=d.lookback_days - 1)).isoformat(), "last": night_s,
         "curated_versions": current_versions}, "drift": False, "breaches": [], "drifted_slices": [],
         "report_key": report_key(cfg.dataset, night_s), "html_key": report_key(cfg.dataset, night_s, "report.html")}
+    summary["watchdog"] = _watchdog(cfg, store)
     champion = champion_reference(cfg)
     if champion is None or not current_versions:
         summary["skipped"] = ("no champion model yet" if champion is None
@@ -208,7 +209,7 @@ def run_nightly(cfg: PipelineConfig, night: date, *, store: Any = None, embed: A
               "reference_documents": len(reference), "current_documents": len(current),
               "new_labeled_versions": new_labeled, "analysis": analysis, "performance": performance,
               "breaches": breaches, "drift": bool(breaches), "drifted_slices": analysis["drifted_slices"],
-              "airflow_run": airflow_run}
+              "airflow_run": airflow_run, "watchdog": summary["watchdog"]}
     report["trend"] = [*_trend(store, cfg.dataset, night_s), _headline(report)]
     from llmops.drift.report import render_html
 
@@ -222,6 +223,18 @@ def run_nightly(cfg: PipelineConfig, night: date, *, store: Any = None, embed: A
     local = store.local_path(summary["html_key"])
     summary["report_path"] = str(local) if local else store.url(summary["html_key"])
     return summary
+
+
+def _watchdog(cfg: PipelineConfig, store: Any) -> dict[str, Any]:
+    """Overdue work (llmops.drift.watchdog), with the model registry when it answers."""
+    from llmops.drift.watchdog import overdue
+
+    client = None
+    if cfg.drift.watchdog.enabled:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=_tracking_uri(cfg))
+    return overdue(cfg, store, client=client)
 
 
 def _tracking_uri(cfg: PipelineConfig) -> str:

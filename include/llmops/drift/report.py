@@ -131,8 +131,19 @@ def _context(report: dict[str, Any]) -> dict[str, Any]:
                                                                  if k != "check" and isinstance(v, int | float))}
                      for b in report["breaches"]],
         "tests": tests, "slices": slices, "performance": {"suites": suites, "labeled": labeled},
-        "figures": images,
+        "figures": images, "watchdog": _watchdog(report.get("watchdog")),
     }
+
+
+def _watchdog(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The watchdog's findings as table rows (None: it did not run)."""
+    if not found:
+        return None
+    rows = [{"what": "curated version without labels", "item": f"{u['partition']}: {u['version_id']}",
+             "age": f"{u['age_hours']:.0f} h"} for u in found.get("unlabeled", [])]
+    rows += [{"what": "model version without evaluation", "item": f"{u['model']} v{u['version']}",
+              "age": f"{u['age_hours']:.0f} h"} for u in found.get("unevaluated", [])]
+    return {"max_age_hours": f"{found['max_age_hours']:g}", "rows": rows}
 
 
 def render_html(report: dict[str, Any]) -> str:

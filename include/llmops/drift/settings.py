@@ -44,6 +44,17 @@ class DriftActions(_Model):
                                                     "data newer than the champion's training data exists.")
 
 
+class DriftWatchdog(_Model):
+    """Published work whose next stage has not run: curated versions without labels, registered model
+    versions without an evaluation (see llmops.drift.watchdog)."""
+
+    enabled: bool = True
+    max_age_hours: float = Field(default=36, gt=0, description="Age past which an unlabeled curated version or "
+                                                               "an unevaluated model version is overdue.")
+    trigger: bool = Field(default=True, description="Start llm_annotation for overdue curated versions (it labels "
+                                                    "every unlabeled one).")
+
+
 class DriftConfig(_Model):
     schedule: str = Field(default="0 2 * * *", description="Cron of llm_drift_nightly.")
     lookback_days: int = Field(default=1, ge=1, le=366, description="Days of curated partitions one run "
@@ -58,5 +69,6 @@ class DriftConfig(_Model):
     seed: int = 0
     thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
     notifier: DriftNotifier = Field(default_factory=DriftNotifier)
+    watchdog: DriftWatchdog = Field(default_factory=DriftWatchdog)
     actions: DriftActions = Field(default_factory=DriftActions)
     experiment: str = "llm_drift"
