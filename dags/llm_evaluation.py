@@ -94,7 +94,7 @@ def llm_evaluation() -> None:
         return {k: v for k, v in out.items() if k != "table"} | {"table": out["table"]}
 
     @task
-    def promote(decision: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def promote(decision: dict[str, Any], params: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from llmops.evaluation.promotion import apply
@@ -105,7 +105,9 @@ def llm_evaluation() -> None:
             raise AirflowSkipException(f"version {decision['version']} not promoted: {reasons}")
         cfg = _config((params or {})["config_path"])
         # the audit trail is on the store, reached through the Airflow connection of storage.conn_id
-        return apply(cfg, decision["version"], store=ObjectStoreHook.for_config(cfg).store)
+        # the move is claimed for this run: a second run promoting the same version at once leaves it
+        return apply(cfg, decision["version"], store=ObjectStoreHook.for_config(cfg).store,
+                     owner=f"{context['dag'].dag_id}/{context['run_id']}")
 
     versions = resolve()
     results = evaluate.expand(version=versions)

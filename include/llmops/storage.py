@@ -26,6 +26,7 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def read_bytes(self, key: str) -> bytes: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
+    def create_bytes(self, key: str, data: bytes) -> bool: ...
     def list(self, prefix: str = "") -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def publish_dir(self, local_dir: Path, prefix: str, last: str | None = None) -> None: ...
@@ -70,6 +71,25 @@ class LocalStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist, atomically (a hard link of a complete temporary
+        file: of two processes creating the same key at once, exactly one succeeds). True if created."""
+        path = self._p(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="." + path.name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> list[str]:
         base = self._p(prefix)
@@ -160,6 +180,28 @@ class S3Store:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **self.write_args)
+
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist: a conditional PUT (``If-None-Match: *``; S3 answers
+        412 when the key exists, also to the second of two concurrent PUTs). True if created. A server
+        without conditional writes (501 / NotImplemented) gets a check-then-write."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, IfNoneMatch="*",
+                                   **self.write_args)
+            return True
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                return False
+            if code not in ("NotImplemented", "InvalidArgument") and status != 501:
+                raise
+        if self.exists(key):
+            return False
+        self.write_bytes(key, data)
+        return True
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         full = self._k(prefix) if prefix else self.prefix

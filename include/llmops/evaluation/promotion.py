@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -185,11 +186,24 @@ def _ranking(ranked: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
             for r in ranked]
 
 
-def apply(cfg: PipelineConfig, version: str, *, store: Any = None) -> dict[str, Any]:
+def _current(client: Any, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def apply(cfg: PipelineConfig, version: str, *, store: Any = None, owner: str | None = None) -> dict[str, Any]:
     """Move the aliases to ``version`` – unless an erasure flagged it (trained on erased data) – and
     record the promotion in the audit trail of ``store`` (default: the config's store, opened with
     the environment's credentials). The record is keyed by model, version and alias, so a retry
-    whose aliases already moved (an earlier try failed after moving them) still records it, once."""
+    whose aliases already moved (an earlier try failed after moving them) still records it, once.
+
+    Before moving, the move (model, alias, from, to) is claimed in ``store`` by an atomic create
+    carrying ``owner`` (the DAG run): of two runs promoting the same version from the same champion
+    at once, one moves the aliases; a retry of the owner's own run may go on."""
     from llmops.evaluation.gate import promote
     from llmops.privacy.audit import record_event
     from llmops.stages import open_config_store
@@ -201,10 +215,25 @@ def apply(cfg: PipelineConfig, version: str, *, store: Any = None) -> dict[str, 
         log.warning("%s version %s is not promoted: trained on data erased by request %s; retrain first",
                     name, version, flagged)
         return {"changed": False, "blocked": f"erasure {flagged}", "champion": None}
-    out = promote(client, name, version, champion_alias=cfg.evaluation.champion_alias,
-                  previous_alias=cfg.evaluation.previous_alias)
+    store = store if store is not None else open_config_store(cfg)
+    alias = cfg.evaluation.champion_alias
+    current = _current(client, name, alias)
+    if current != str(version):
+        # two evaluations racing to promote the same version from the same champion (two schedulers
+        # starting the DAG twice): one claims the move in the store (an atomic create), the other leaves it
+        claim = f"registry/{name}/promotions/{alias}-{current or 'none'}-to-{version}.json"
+        mine = store.create_bytes(claim, json.dumps({"model": name, "from": current, "to": str(version),
+                                                     "owner": owner}).encode())
+        if not mine and owner is not None:
+            mine = json.loads(store.read_bytes(claim)).get("owner") == owner
+        if not mine:
+            log.info("%s: the move of %s from version %s to %s is claimed by another run; not moved again",
+                     name, alias, current, version)
+            return {"changed": False, "champion": _current(client, name, alias), "previous": current,
+                    "claimed_elsewhere": True}
+    out = promote(client, name, version, champion_alias=alias, previous_alias=cfg.evaluation.previous_alias)
     if out["champion"] == str(version):
-        record_event(store if store is not None else open_config_store(cfg), "model_promotion",
+        record_event(store, "model_promotion",
                      event_key=f"{name}/{version}/{cfg.evaluation.champion_alias}",
                      details={"model": name, "version": str(version), "alias": cfg.evaluation.champion_alias,
                               "previous": out.get("previous")})

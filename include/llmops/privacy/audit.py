@@ -48,7 +48,11 @@ def record_event(store: Any, event: str, *, event_key: str, details: dict[str, A
     entry = {"event": event, "id": ident, "key": event_key,
              "at": (at or datetime.now(UTC)).isoformat(timespec="seconds"),
              "actor": who if who is not None else actor(), "details": details}
-    store.write_bytes(key, json.dumps(entry, indent=1, sort_keys=True, default=str).encode())
+    data = json.dumps(entry, indent=1, sort_keys=True, default=str).encode()
+    create = getattr(store, "create_bytes", None)
+    if create is not None:  # of two processes recording the same event at once, one writes it
+        return bool(create(key, data))
+    store.write_bytes(key, data)
     return True
 
 
