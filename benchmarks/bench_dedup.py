@@ -15,7 +15,15 @@ as a duplicate - the streaming dedup the curation pipeline does:
 * datasketch: ``MinHash(num_perm).update_batch(shingles)`` per document, ``MinHashLSH(threshold,
   num_perm)`` with its defaults, ``query`` then ``insert``; a document with any LSH hit is a duplicate;
 * llmops: ``NearDupIndex(threshold, num_perm).check_and_add`` on batches of ``--batch`` documents
-  (shingling, hashing, banding and verification included in the time).
+  (shingling, hashing, banding and verification included in the time);
+* llmops_sharded: the curation pipeline's sharded path on the same corpus as a JSON Lines files
+  source: ``collect_raw`` cuts the raw version in ``--shards`` shards, ``curate_version`` curates
+  each shard (``curate_shard``) and decides duplicates across them from their keys
+  (``merge_shards``); PII, the quality gate, the language filter, the history index and the subject
+  index off, text filters that keep every message, exact dedup on, near dedup with the same
+  parameters and batch size. Its duplicates are read back from the curated version's quarantine
+  (``near-duplicate of <id>``; an exact duplicate's partner is the first message with its exact
+  key); the time is the whole ``curate_version`` call.
 
 Scores against the planted ground truth and exact Jaccard of the shingle sets:
 
@@ -33,10 +41,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -247,11 +257,74 @@ def run_llmops(docs: list[tuple[str, str]], batch: int) -> tuple[float, dict[str
     return time.perf_counter() - t, found, index
 
 
+def run_llmops_sharded(docs: list[tuple[str, str]], batch: int, shards: int) -> tuple[float, dict[str, list[str]],
+                                                                              dict[str, object]]:
+    """``collect_raw`` + ``curate_version`` (every shard, then the merge) on ``docs`` as a files source."""
+    import pyarrow.parquet as pq
+
+    from llmops.config import FilesSource, PipelineConfig
+    from llmops.curate.normalize import dedup_key, normalize_text
+    from llmops.stages import collect_raw, curate_version
+    from llmops.storage import LocalStore
+
+    with tempfile.TemporaryDirectory(prefix="bench-dedup-") as tmp:
+        root = Path(tmp)
+        src = root / "messages.jsonl"
+        with src.open("w", encoding="utf-8") as fh:
+            for doc_id, text in docs:
+                fh.write(json.dumps({"id": doc_id, "text": text}) + "\n")
+        cfg = PipelineConfig(base_dir=str(root), sources=[FilesSource(name="messages", paths=[str(src)])])
+        cfg.storage.root = str(root / "store")
+        cfg.privacy.subject_index.enabled = False
+        cfg.quality.enabled = False
+        cur = cfg.curation
+        cur.pii.enabled = False
+        f = cur.filters
+        f.min_chars, f.min_words, f.min_alpha_ratio, f.max_symbol_ratio = 0, 0, 0.0, 1.0
+        f.max_duplicate_line_fraction, f.max_top_word_fraction, f.languages = 1.0, 1.0, []
+        cur.dedup.exact = True
+        cur.dedup.near.enabled = True
+        cur.dedup.near.threshold, cur.dedup.near.num_perm = THRESHOLD, NUM_PERM
+        cur.dedup.near.shingle, cur.dedup.near.ngram = "char", NGRAM
+        cur.dedup.history.enabled = False
+        cur.batch_size = batch
+        cur.shard_rows = math.ceil(len(docs) / shards)
+        store = LocalStore(root / "store")
+        producer = {"kind": "benchmark"}
+        t = time.perf_counter()
+        raw = collect_raw(cfg, store=store, partition="2026-01-01", producer=producer)
+        collect_s = time.perf_counter() - t
+        t = time.perf_counter()
+        manifest = curate_version(cfg, store=store, raw_version_id=raw["id"], partition="2026-01-01",
+                                  producer=producer)
+        seconds = time.perf_counter() - t
+        prefix = f"datasets/{manifest['dataset']}/curated/versions/{manifest['id']}"
+        quarantine = [r for q in manifest["quarantine_files"]
+                      for r in pq.read_table(store.local_path(f"{prefix}/{q['path']}"),
+                                             columns=["id", "reason", "detail"]).to_pylist()]
+    first: dict[bytes, str] = {}  # exact key -> first message with it, in stream order
+    for doc_id, text in docs:
+        first.setdefault(dedup_key(normalize_text(text)), doc_id)
+    text = dict(docs)
+    found: dict[str, list[str]] = {}
+    for row in quarantine:
+        if row["reason"] == "near_duplicate":
+            found[row["id"]] = [row["detail"].removeprefix("near-duplicate of ")]
+        elif row["reason"] == "exact_duplicate":
+            found[row["id"]] = [first[dedup_key(normalize_text(text[row["id"]]))]]
+    counts = manifest["counts"]
+    info = {"collect_s": round(collect_s, 3), "shards": manifest["shards"], "raw_files": len(raw["files"]),
+            "kept": counts["kept"], "filtered": counts["filtered"], "quarantined": counts["quarantined"],
+            "by_reason": counts["by_reason"]}
+    return seconds, found, info
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=20000)
     ap.add_argument("--batch", type=int, default=1024, help="llmops check_and_add batch size")
     ap.add_argument("--update-loop-docs", type=int, default=1000)
+    ap.add_argument("--shards", type=int, default=4, help="shards of the raw version (llmops_sharded)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/dedup.json"))
     args = ap.parse_args()
@@ -260,10 +333,12 @@ def main() -> int:
     text = dict(docs)
     ds_s, ds_found, ds_banding = run_datasketch(docs)
     ll_s, ll_found, index = run_llmops(docs, args.batch)
+    sh_s, sh_found, sh_info = run_llmops_sharded(docs, args.batch, args.shards)
     loop_docs = docs[: args.update_loop_docs]
     loop_s = run_datasketch_update_loop(loop_docs) if loop_docs else 0.0
     ds = score(ds_found, truth, text)
     ll = score(ll_found, truth, text)
+    sh = score(sh_found, truth, text)
     should = sum(1 for d, s in truth.items()
                  if len(_shingles(text[d]) & _shingles(text[s])) / len(_shingles(text[d]) | _shingles(text[s]))
                  >= THRESHOLD)
@@ -280,6 +355,12 @@ def main() -> int:
                    "bands_rows": [index.bands, index.rows], "batch": args.batch,
                    "index_mib": round(index.nbytes / 2**20, 2), "candidates_verified": index.stats.candidates,
                    **ll},
+        "llmops_sharded": {"seconds": round(sh_s, 3), "docs_per_s": round(args.docs / sh_s, 1),
+                           "batch": args.batch, **sh_info, **sh},
+        "sharded_vs_llmops": {"recall_diff": round(sh["recall"] - ll["recall"], 4),
+                              "precision_diff": round(sh["precision"] - ll["precision"], 4),
+                              "within_0_01": abs(sh["recall"] - ll["recall"]) <= 0.01
+                              and abs(sh["precision"] - ll["precision"]) <= 0.01},
         "datasketch_update_loop": {"docs": len(loop_docs),
                                    "docs_per_s": round(len(loop_docs) / loop_s, 1) if loop_s else None},
         "speedup": round(ds_s / ll_s, 2),
@@ -292,9 +373,12 @@ def main() -> int:
 
     print(f"{args.docs} docs, {len(truth)} planted near-duplicates ({should} with Jaccard >= {THRESHOLD}), "
           f"threshold {THRESHOLD}, {NUM_PERM} permutations, char {NGRAM}-grams")
-    print(f"{'':12} {'seconds':>8} {'docs/s':>9} {'recall':>7} {'precision':>9} {'bands x rows':>12}")
-    for name, sec, sc, (b, r) in (("datasketch", ds_s, ds, ds_banding), ("llmops", ll_s, ll, (index.bands, index.rows))):
-        print(f"{name:12} {sec:8.2f} {args.docs / sec:9.0f} {sc['recall']:7.3f} {sc['precision']:9.3f} {f'{b} x {r}':>12}")
+    print(f"{'':14} {'seconds':>8} {'docs/s':>9} {'recall':>7} {'precision':>9} {'bands x rows':>12}")
+    for name, sec, sc, (b, r) in (("datasketch", ds_s, ds, ds_banding), ("llmops", ll_s, ll, (index.bands, index.rows)),
+                                  ("llmops_sharded", sh_s, sh, (index.bands, index.rows))):
+        print(f"{name:14} {sec:8.2f} {args.docs / sec:9.0f} {sc['recall']:7.3f} {sc['precision']:9.3f} {f'{b} x {r}':>12}")
+    print(f"(llmops_sharded: the whole curate_version call, {sh_info['shards']} shards, filtered "
+          f"{sh_info['filtered']}, duplicates {sh_info['by_reason'].get('duplicates', {})})")
     if loop_s:
         print(f"(datasketch per-shingle MinHash.update loop, signatures only: {len(loop_docs) / loop_s:.0f} docs/s)")
     print(f"speedup: {ds_s / ll_s:.1f}x  ->  {out}")
