@@ -48,6 +48,7 @@ import random
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -343,6 +344,7 @@ def main() -> int:
                  if len(_shingles(text[d]) & _shingles(text[s])) / len(_shingles(text[d]) | _shingles(text[s]))
                  >= THRESHOLD)
     result = {
+        "measured": str(datetime.now(UTC).date()),
         "docs": args.docs,
         "threshold": THRESHOLD,
         "num_perm": NUM_PERM,
