@@ -147,10 +147,13 @@ def _shards_text(sh: dict) -> list[str]:
         "",
         f"Capacity, from these rates: one worker core curates ~{sh['per_worker_docs_per_s']:.0f} docs/s with PII, "
         f"pipeline loading and the merge included, i.e. ~{cap['docs_per_day_per_worker'] / 1e6:.1f}M documents a day; "
-        f"10M documents/day need ~{cap['workers_for_10M_per_day']} worker cores, 100M/day "
+        f"10M documents/day need ~{cap['workers_for_10M_per_day']} worker core(s), 100M/day "
         f"~{cap['workers_for_100M_per_day']} (Celery worker slots or Kubernetes pods; shards of `curation.shard_rows` "
-        "spread over them). The merge of one partition runs in one task; "
-        + (f"it took {two['merge_s']:.0f} s for {sh['docs']:,} records here." if two.get('merge_s') else ""),
+        f"spread over them). What does not spread: the merge of a partition runs in one task "
+        f"({two['merge_s']:.0f} s for {sh['docs']:,} records here, with the quality gate and its Data Docs; its "
+        "history lookups grow with the history, see below), and every shard task loads its own PII pipelines. "
+        "On this 2-core machine the two shard tasks also share the cores with Airflow's scheduler, API server "
+        "and DAG processor, which is why two workers gave less than 2x.",
     ]
 
 

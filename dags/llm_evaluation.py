@@ -5,8 +5,10 @@ Benchmarks every candidate model version on the versioned golden suites, compare
 with the current **champion**, and promotes it only when it is better with statistical confidence
 and nothing regressed.
 
-1. **resolve** – the candidate versions: the triggering candidate-model events (from
-   `llm_fine_tuning`), or the `versions` param.
+1. **resolve** – the candidate versions: the `versions` param, else every registered version of
+   the model without an evaluation yet (the registry decides, not only the triggering
+   candidate-model events: a lost event loses nothing, a run whose candidates another run evaluated
+   skips and succeeds).
 2. **evaluate** – one mapped task per candidate: every suite in `evaluation.suites` (metrics with
    bootstrap CIs, per-slice metrics, robustness under perturbations, PII probe where on),
    logged to MLflow (experiment `llm_evaluation`) with plots and an HTML report, and tagged on
@@ -54,7 +56,7 @@ from llmops_airflow.dagconfig import load_pipeline_config as _config
 def llm_evaluation() -> None:
     @task
     def resolve(params: dict[str, Any] | None = None, **context: Any) -> list[str]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         params = params or {}
         given = [v.strip() for v in (params.get("versions") or "").split(",") if v.strip()]
@@ -66,9 +68,24 @@ def llm_evaluation() -> None:
                 for cand in (getattr(event, "extra", None) or {}).get("candidates", []):
                     if cand.get("version") and str(cand["version"]) not in found:
                         found.append(str(cand["version"]))
-        if not found:
-            raise AirflowFailException("no candidate version: pass `versions` or let llm_fine_tuning trigger the run")
-        return found
+        # the registry decides, not only the events: every version of the model without an evaluation
+        # (a candidate whose event was lost too); versions another run evaluated are left out
+        import logging
+
+        from llmops.evaluation.promotion import unevaluated_versions
+
+        cfg = _config(params["config_path"])
+        pending = [str(mv.version) for mv in unevaluated_versions(cfg)
+                   if mv.name == cfg.training.registered_model]
+        log = logging.getLogger("airflow.task")
+        if found:
+            log.info("candidates of the triggering events: %s", found)
+        if not pending:
+            raise AirflowSkipException("nothing to evaluate: every registered version has an evaluation"
+                                       + (f" (the triggering candidates {found} were evaluated by another run)"
+                                          if found else ""))
+        log.info("evaluating %s version(s) without an evaluation: %s", len(pending), pending)
+        return pending
 
     @task
     def evaluate(version: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -159,3 +159,12 @@ def test_promotion_waits_for_a_human_and_a_failed_gate_never_asks(airflow_db, tm
     assert states["passed_gate"] == "success" and states["approve"] == "skipped" and states["promote"] == "skipped"
     assert client.get_model_version("support-intent", "2").tags["eval.quick_intents.decision"] == "reject"
     assert str(client.get_model_version_by_alias("support-intent", "champion").version) == "1"
+
+    # without `versions` the registry decides: every version is evaluated, so the run skips and succeeds
+    dr, states = _run(dag, {"config_path": str(config), "versions": None}, "2026-11-22")
+    assert dr.state == "success" and states["resolve"] == "skipped", states
+    # a version whose candidate event never came is evaluated by the next run
+    assert _register(tmp_path, uri, "v3") == "3"
+    dr, states = _run(dag, {"config_path": str(config), "versions": None}, "2026-11-23")
+    assert dr.state == "success" and states["resolve"] == "success", states
+    assert client.get_model_version("support-intent", "3").tags["eval.quick_intents.decision"] == "reject"

@@ -44,21 +44,12 @@ def overdue(cfg: Any, store: Any, *, now: datetime | None = None, client: Any | 
         if age >= w.max_age_hours:
             out["unlabeled"].append({"partition": partition, "version_id": version, "age_hours": age})
     if client is not None:
-        names = [cfg.training.registered_model, *(c.registered_model for c in cfg.training.candidates
-                                                  if getattr(c, "registered_model", None))]
-        for name in dict.fromkeys(names):
-            try:
-                versions = client.search_model_versions(f"name='{name}'")
-            except Exception as exc:  # no such model yet, or the registry is unreachable: say so, go on
-                log.info("watchdog: model versions of %s not listed (%s)", name, type(exc).__name__)
-                continue
-            for mv in versions:
-                tags = dict(mv.tags or {})
-                if any(k.startswith("eval.") and k.endswith(".run_id") for k in tags):
-                    continue
-                age = _age_hours(datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, UTC), now)
-                if age >= w.max_age_hours:
-                    out["unevaluated"].append({"model": name, "version": str(mv.version), "age_hours": age})
+        from llmops.evaluation.promotion import unevaluated_versions
+
+        for mv in unevaluated_versions(cfg, client):
+            age = _age_hours(datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, UTC), now)
+            if age >= w.max_age_hours:
+                out["unevaluated"].append({"model": mv.name, "version": str(mv.version), "age_hours": age})
     out["overdue"] = bool(out["unlabeled"] or out["unevaluated"])
     if out["overdue"]:
         log.warning("watchdog: %d curated version(s) unlabeled and %d model version(s) unevaluated for more than "

@@ -186,6 +186,27 @@ def _ranking(ranked: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
             for r in ranked]
 
 
+def unevaluated_versions(cfg: PipelineConfig, client: Any = None) -> list[Any]:
+    """Registered versions of ``training.registered_model`` that carry no
+    evaluation yet (no ``eval.<suite>.run_id`` tag) and were not flagged by an erasure, oldest first:
+    what ``llm_evaluation`` evaluates besides its triggering candidates, so a lost candidate event
+    loses nothing and a doubled one evaluates nothing twice. MLflow ``ModelVersion`` objects."""
+    client = client or _client(cfg)
+    out = []
+    for name in [cfg.training.registered_model]:
+        try:
+            versions = client.search_model_versions(f"name='{name}'")
+        except Exception as exc:  # no such model yet, or the registry is unreachable: nothing to add
+            log.info("model versions of %s not listed (%s)", name, type(exc).__name__)
+            continue
+        for mv in versions:
+            tags = dict(mv.tags or {})
+            if any(k.startswith("eval.") and k.endswith(".run_id") for k in tags) or tags.get("llmops.privacy.erasure"):
+                continue
+            out.append(mv)
+    return sorted(out, key=lambda mv: (mv.name, int(mv.version)))
+
+
 def _current(client: Any, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
