@@ -47,8 +47,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         # 20 items to label; a training of 30 steps with a checkpoint every 10, the one the retry resumes from,
         # 5 s after the scheduler failed the lost try
         # and the shipped evaluation suite with fewer perturbations and attributions (tests/integration/suites)
-        # the partition's raw version in shards of 16 rows: curated by mapped tasks on the Celery worker
-        config_overrides={"curation": {"shard_rows": 16},
+        # the partition's raw version in 2 shards (24 rows each): curated by mapped tasks on the Celery worker
+        config_overrides={"curation": {"shard_rows": 24},
                           "annotation": {"selection": {"size": 20}},
                           "training": {"defaults": {"train": {"max_steps": 30, "save_steps": 10}},
                                        "retry_delay_s": 5},  # the worker is back at once
