@@ -306,12 +306,13 @@ def test_ui_in_a_real_browser(stack: ProdStack, tmp_path: Path):
             # the project's DAGs in the DAG list
             page.goto(f"{s.api}/dags?tags=llmops")
             for dag_id in CHAIN:
-                expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
+                expect(page.get_by_text(dag_id, exact=True).first).to_be_visible(timeout=60_000)
             page.screenshot(path=str(shots / "02-dags.png"), full_page=True)
 
             # the finished fine-tuning run, its training task, and the MLflow link
             page.goto(f"{s.api}/dags/llm_fine_tuning/runs/{run_id}")
-            expect(page.get_by_text("success").first).to_be_visible()
+            # the UI renders the run after its API calls: on a busy machine that takes more than 5 s
+            expect(page.get_by_text("success").first).to_be_visible(timeout=60_000)
             page.screenshot(path=str(shots / "03-run.png"), full_page=True)
             page.goto(f"{s.api}/dags/llm_fine_tuning/runs/{run_id}/tasks/train/mapped/0/details")
             link = page.get_by_role("link", name="MLflow run")
