@@ -58,8 +58,9 @@ class LocalStore:
     def read_bytes(self, key: str) -> bytes:
         return self._p(key).read_bytes()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        path = self._p(key)
+    @staticmethod
+    def _staged(path: Path, data: bytes) -> str:
+        """A complete, synced temporary copy of ``data`` beside ``path`` (the caller moves or links it)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="." + path.name)
         try:
@@ -67,6 +68,15 @@ class LocalStore:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = self._p(key)
+        tmp = self._staged(path, data)
+        try:
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -76,20 +86,14 @@ class LocalStore:
         """Write ``key`` only if it does not exist, atomically (a hard link of a complete temporary
         file: of two processes creating the same key at once, exactly one succeeds). True if created."""
         path = self._p(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix="." + path.name)
+        tmp = self._staged(path, data)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            return True
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
         finally:
             Path(tmp).unlink(missing_ok=True)
+        return True
 
     def list(self, prefix: str = "") -> list[str]:
         base = self._p(prefix)
