@@ -5,7 +5,10 @@ Fine-tunes Hugging Face models with **DeepSpeed** on the labeled dataset version
 each trained model as a new version in the **MLflow** model registry.
 
 1. **resolve** – the labeled versions to train on: the `versions` param, else the newest labeled
-   version of every partition (all labels so far; a relabeled item keeps its newest label).
+   version of every partition (all labels so far; a relabeled item keeps its newest label). When
+   another run already trained on the same rows (ids, texts, labels) with the same candidates and
+   settings – a re-curation of unchanged text publishes a labeled version that only carries the
+   labels forward – the run trains nothing and says which run did (`force` trains anyway).
 2. **plan** – one training per candidate (`training.candidates` in the pipeline config, or the
    `candidates` param), with the run's overrides (base model, task, DeepSpeed config, steps or
    epochs, LoRA) applied to each.
@@ -62,6 +65,8 @@ from llmops_airflow.operators.training import DeepSpeedTrainOperator
                         description="Train this many epochs instead of max_steps."),
         "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0),
         "lora": Param(None, type=["null", "boolean"], description="LoRA adapters on/off (default: the config's)."),
+        "force": Param(False, type="boolean",
+                       description="Train even if a run already trained on the same data and settings."),
         "candidates": Param([], type="array",
                             description="Model selection: [{name, model: {...}, train: {...}}, ...] replaces "
                                         "training.candidates."),
@@ -69,21 +74,36 @@ from llmops_airflow.operators.training import DeepSpeedTrainOperator
 )
 def llm_fine_tuning() -> None:
     @task
-    def resolve(params: dict[str, Any] | None = None) -> list[str]:
-        from airflow.sdk.exceptions import AirflowFailException
+    def resolve(params: dict[str, Any] | None = None, **context: Any) -> list[str]:
+        import json
 
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from llmops.training.plan import trained_marker, training_fingerprint
         from llmops.versions import latest_versions
         from llmops_airflow.hooks.store import ObjectStoreHook
 
         params = params or {}
-        given = [v.strip() for v in (params.get("versions") or "").split(",") if v.strip()]
-        if given:
-            return given
         cfg = _config(params["config_path"])
         store = ObjectStoreHook.for_config(cfg).store
-        found = list(latest_versions(store, cfg.dataset, "labeled").values())
+        found = [v.strip() for v in (params.get("versions") or "").split(",") if v.strip()]
+        if not found:
+            found = list(latest_versions(store, cfg.dataset, "labeled").values())
         if not found:
             raise AirflowFailException("no labeled version yet: run llm_annotation first or pass `versions`")
+        try:
+            fingerprint = training_fingerprint(cfg, store, found, params)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        context["ti"].xcom_push(key="fingerprint", value=fingerprint)
+        marker = trained_marker(cfg.dataset, fingerprint)
+        if not params.get("force") and store.exists(marker):
+            done = json.loads(store.read_bytes(marker))
+            if done.get("run_id") != context["run_id"]:  # a retry of that run itself goes on
+                raise AirflowSkipException(
+                    f"nothing to train: run {done.get('run_id')} trained on the same rows, candidates and settings "
+                    f"(fingerprint {fingerprint}, model versions {done.get('registered')}); set force: true to "
+                    "train anyway")
         return found
 
     @task
@@ -102,8 +122,22 @@ def llm_fine_tuning() -> None:
     def announce(results: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
         keep = ("candidate", "registered_model", "version", "run_id", "model_uri", "dataset_versions", "task",
                 "global_step", "eval")
+        import json
+
+        from llmops.training.plan import trained_marker
+        from llmops_airflow.hooks.store import ObjectStoreHook
+
         candidates = [{k: r.get(k) for k in keep} for r in results]
         context["outlet_events"][CANDIDATE_MODEL].extra = {"candidates": candidates}
+        # what this run trained on: a later run on the same data and settings trains nothing
+        fingerprint = context["ti"].xcom_pull(task_ids="resolve", key="fingerprint")
+        if fingerprint:
+            cfg = _config(context["params"]["config_path"])
+            ObjectStoreHook.for_config(cfg).store.create_bytes(trained_marker(cfg.dataset, fingerprint), json.dumps({
+                "fingerprint": fingerprint, "dag_id": context["dag"].dag_id, "run_id": context["run_id"],
+                "dataset_versions": candidates[0]["dataset_versions"] if candidates else None,
+                "registered": [f"{c['registered_model']}/{c['version']}" for c in candidates]},
+                indent=1, sort_keys=True).encode())
         return candidates
 
     versions = resolve()

@@ -217,3 +217,26 @@ def test_runs_label_what_the_store_says_is_unlabeled(airflow_db, dag, curated, s
     assert dr2.state == "success", states2
     assert states2["select"] == "skipped" and states2["export"] == "skipped", states2
     assert sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits
+
+    # a curation-config change re-curates day 1 with the same text: a new curated version, which the
+    # next run labels by carrying the labels forward: no HIT, no payment
+    data = yaml.safe_load(cfg_path.read_text())
+    data["curation"]["filters"]["min_chars"] -= 1  # no sample message is that short: same kept text
+    cfg_path.write_text(yaml.safe_dump(data))
+    from llmops.config import load_config
+
+    cfg2 = load_config(cfg_path)
+    raw1 = read_manifest(store, cfg.dataset, "curated", cur["id"])["parents"][0]
+    recurated = curate_version(cfg2, store=store, raw_version_id=raw1, partition=day, producer={"kind": "test"})
+    assert recurated["id"] != cur["id"] and recurated["counts"]["kept"] == cur["counts"]["kept"]
+    assert unlabeled_curated(cfg2, store) == [(day, recurated["id"])]
+    reviews = sorted(store.list(f"crowd/local/{cfg.dataset}/reviews/"))
+    dr3, states3 = _run(dag, {"config_path": str(cfg_path)})
+    assert dr3.state == "success" and states3["publish"] == "success", states3
+    assert sorted(store.list(f"crowd/local/{cfg.dataset}/hits/")) == hits, "no HIT for labeled text"
+    assert sorted(store.list(f"crowd/local/{cfg.dataset}/reviews/")) == reviews, "nothing approved or paid"
+    carried = read_manifest(store, cfg.dataset, "labeled", latest_for_partition(store, cfg.dataset, "labeled", day))
+    assert carried["parents"] == [recurated["id"]] and carried["annotation"]["hits"] == []
+    assert carried["annotation"]["carry_forward"]["bought"] == 0
+    assert carried["annotation"]["carry_forward"]["carried"] == carried["counts"]["input"] > 0
+    assert unlabeled_curated(cfg2, store) == []

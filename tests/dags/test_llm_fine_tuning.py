@@ -8,6 +8,7 @@ made champion)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pendulum
@@ -118,6 +119,37 @@ def test_dag_test_registers_exactly_one_version_also_when_retried_then_evaluatio
     assert [str(v.version) for v in client.search_model_versions("name = 'support-intent'")] == ["1"]
     assert len(client.search_runs([run.info.experiment_id])) == 1
     assert [c["run_id"] for c in _events(dr2, since)[-1]["candidates"]] == [mv.run_id]
+
+    # another run on the same rows and settings (a labeled event that only carried labels forward:
+    # a new labeled version of day 2, same ids, texts and labels) trains nothing
+    from llmops.annotation.jobs import labeled_schema
+    from llmops.training.plan import trained_marker, training_fingerprint
+    from llmops.versions import VersionWriter, iter_batches, read_manifest
+
+    fp = training_fingerprint(cfg, store, versions, conf)
+    marker = json.loads(store.read_bytes(trained_marker(cfg.dataset, fp)))
+    assert marker["run_id"] == dr.run_id and marker["registered"] == ["support-intent/1"]
+    day2 = [r for b in iter_batches(store, read_manifest(store, cfg.dataset, "labeled", versions[1])) for r in b.to_pylist()]
+    writer = VersionWriter(cfg.dataset, "labeled", schema=labeled_schema(), config_hash="labels-carried-forward")
+    writer.counts.input = len(day2)
+    writer.add_rows([{**r, "label_job": "job-earlier"} for r in day2])
+    carried = writer.finish(store, partition="2026-11-26")["id"]
+    assert carried != versions[1]
+    assert training_fingerprint(cfg, store, [versions[0], carried], conf) == fp
+    later = pendulum.parse("2026-11-28T12:00:00Z")
+    dr3 = dag.test(logical_date=later, run_after=later, run_conf=conf)
+    states3 = {ti.task_id: ti.state for ti in dr3.get_task_instances()}
+    assert dr3.state == "success" and states3["resolve"] == "skipped" and states3["train"] == "skipped", states3
+    assert [str(v.version) for v in client.search_model_versions("name = 'support-intent'")] == ["1"]
+    # a changed label, another candidate setting or another base model is another fingerprint
+    day2[5] = {**day2[5], "label": next(lab for lab in LABELS if lab != day2[5]["label"])}
+    writer = VersionWriter(cfg.dataset, "labeled", schema=labeled_schema(), config_hash="relabeled")
+    writer.counts.input = len(day2)
+    writer.add_rows(day2)
+    relabeled = writer.finish(store, partition="2026-11-26")["id"]
+    assert training_fingerprint(cfg, store, [versions[0], relabeled], conf) != fp
+    assert training_fingerprint(cfg, store, versions, {**conf, "max_steps": 7}) != fp
+    assert training_fingerprint(cfg, store, versions, {**conf, "base_model": "other"}) != fp
 
     # evaluation of the registered candidate: report in MLflow, gate, champion alias (the model knows the
     # three labels of its training data, the golden suite six: scored on all six, as MiniLM would be).

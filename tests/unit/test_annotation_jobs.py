@@ -164,7 +164,8 @@ def test_over_budget_fails_before_any_api_call(curated_factory, redactor):
 def test_review_rejects_only_gold_failures_and_is_idempotent(curated_factory, redactor):
     truth: dict[str, str] = {}
     cfg, store, manifest = curated_factory(40, truth=truth, overrides={"annotation": {
-        "selection": {"size": 40}, "local": {"workers": 8, "spammers": 2, "delay_s": [1, 2]},
+        # honest workers that rarely miss a gold item: only the spammers fall below 50% on gold
+        "selection": {"size": 40}, "local": {"workers": 8, "spammers": 2, "delay_s": [1, 2], "accuracy": [0.97, 1.0]},
         "qc": {"bonus_usd": "0.02", "bonus_min_gold_accuracy": 0.9, "block_after_rejections": 2}}})
     clock = Clock()
     crowd = LocalCrowd(store, cfg.annotation.local, labels=cfg.annotation.task.labels, truth=truth, clock=clock)

@@ -145,10 +145,18 @@ def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run
     # the labeled version holds them as labels or, short of votes or agreement, in its quarantine
     labeled_subject |= {r["id"] for r in _rows(store, labeled, which="quarantine_files")} & subject_ids
 
-    # a second annotation job, still open: its HITs hold the subject's items
-    open_plan = jobs.prepare_job(cfg, store=store, curated_version_id=[m["id"] for m in curated],
+    # the labels are kept by content (no text) for the next jobs; the subject's are among them
+    label_index = f"annotations/{cfg.dataset}/label_index/"
+    assert labeled_subject & {json.loads(line)["record_id"] for k in store.list(label_index)
+                              for line in store.read_bytes(k).decode().splitlines()}
+
+    # a second annotation job, still open (a new version of the task: every item is labeled again):
+    # its HITs hold the subject's items
+    v2 = cfg.model_copy(update={"annotation": cfg.annotation.model_copy(update={
+        "task": cfg.annotation.task.model_copy(update={"version": "2"})})})
+    open_plan = jobs.prepare_job(v2, store=store, curated_version_id=[m["id"] for m in curated],
                                  partition=DAYS[1], dag_id="llm_annotation_relabel", redactor=redactor)
-    jobs.export_job(cfg, store=store, job_id=open_plan["job_id"], backend=crowd, now=clock.t)
+    jobs.export_job(v2, store=store, job_id=open_plan["job_id"], backend=crowd, now=clock.t)
 
     # the training the launcher runs (here in this process: one training is what matters, not its process)
     from llmops.training.args import parse_train_config
@@ -231,6 +239,9 @@ def test_erasure_removes_the_subject_everywhere_flags_the_model_and_a_second_run
         hit = json.loads(store.read_bytes(f"{crowd.prefix}/hits/{entry['hit_id']}.json"))
         assert hit["expires_at"] <= clock.t
     assert not any(set(r[1] for r in rows) & subject_ids for _, rows in read_index(store, cfg.dataset))
+    # the labels bought for the subject's items left the label index
+    assert not subject_ids & {json.loads(line)["record_id"] for k in store.list(label_index)
+                              for line in store.read_bytes(k).decode().splitlines()}
 
     # -- the same request again: nothing changes, one audit event, one run in the record ---------
     before = _digest(home / "store"), _digest(artifacts)

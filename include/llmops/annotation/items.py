@@ -13,7 +13,8 @@ from typing import Any
 
 from llmops.config import expand_vars
 
-__all__ = ["Item", "PROJECT_DIR", "load_candidates", "load_gold", "rank_key", "resolve_path"]
+__all__ = ["Item", "PROJECT_DIR", "item_from_row", "iter_items", "load_candidates", "load_gold", "rank_key",
+           "resolve_path"]
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
@@ -83,12 +84,19 @@ def load_candidates(store: Any, manifest: dict[str, Any], *, pool: int, seed: in
             heapq.heappush(heap, (inverted, n, row))
         elif inverted > heap[0][0]:
             heapq.heapreplace(heap, (inverted, n, row))
-    rows = [row for _, _, row in sorted(heap, reverse=True)]
-    return [
-        Item(id=r["id"], text=r["text"], source=r["source"], lang=r.get("lang"),
-             meta=json.loads(r.get("meta") or "{}"), pii=list(r.get("pii") or []), created_at=r.get("created_at"))
-        for r in rows
-    ]
+    return [item_from_row(row) for _, _, row in sorted(heap, reverse=True)]
+
+
+def item_from_row(r: dict[str, Any]) -> Item:
+    """An :class:`Item` from a dataset version's row."""
+    return Item(id=r["id"], text=r["text"], source=r["source"], lang=r.get("lang"),
+                meta=json.loads(r.get("meta") or "{}"), pii=list(r.get("pii") or []), created_at=r.get("created_at"))
+
+
+def iter_items(store: Any, manifest: dict[str, Any]) -> Iterator[Item]:
+    """Every record of a dataset version as an :class:`Item` (streamed)."""
+    for row in _rows(store, manifest):
+        yield item_from_row(row)
 
 
 def load_gold(path: str | None, labels: list[str]) -> list[Item]:

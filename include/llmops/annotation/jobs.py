@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -37,7 +38,16 @@ from llmops.annotation.hits import (
     render_question,
     request_token,
 )
-from llmops.annotation.items import Item, load_candidates, load_gold
+from llmops.annotation.items import Item, iter_items, load_candidates, load_gold
+from llmops.annotation.labelindex import (
+    LabelEntry,
+    item_key,
+    label_set_hash,
+    load_index,
+    record_job,
+    relabel_reason,
+    task_ref,
+)
 from llmops.annotation.qc import decide, worker_ref
 from llmops.annotation.selection import plan_batches, select
 from llmops.config import PipelineConfig, config_hash
@@ -82,6 +92,18 @@ def _save_ledger(store: Any, ledger: dict[str, Any]) -> None:
 def _read_items(store: Any, dataset: str, job_id: str) -> list[Item]:
     raw = store.read_bytes(f"{job_prefix(dataset, job_id)}/items.jsonl").decode("utf-8")
     return [Item.from_json(json.loads(line)) for line in raw.splitlines() if line.strip()]
+
+
+def _read_carried(store: Any, dataset: str, job_id: str) -> list[tuple[Item, LabelEntry]]:
+    key = f"{job_prefix(dataset, job_id)}/carried.jsonl"
+    if not store.exists(key):
+        return []
+    out = []
+    for line in store.read_bytes(key).decode("utf-8").splitlines():
+        if line.strip():
+            data = json.loads(line)
+            out.append((Item.from_json(data["item"]), LabelEntry.from_json(data["label"])))
+    return out
 
 
 def _version_list(curated: str | Sequence[str]) -> list[str]:
@@ -134,6 +156,8 @@ def job_id_for(dag_id: str, partition: str, curated: str | Sequence[str], cfg: P
              "mturk": config_hash(a.mturk) if a.backend == "mturk" else None}
     if focus:
         basis["focus"] = {k: sorted(map(str, v)) for k, v in sorted(focus.items())}
+    if a.relabel != type(a.relabel)():
+        basis["relabel"] = config_hash(a.relabel)
     return "job-" + hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -195,22 +219,81 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
         log.info("annotation job %s already planned; reusing it", job_id)
         return dict(existing["summary"])
 
-    seen: set[str] = set()
+    # Labels bought before for the same content and task are carried forward and never bought
+    # again, unless annotation.relabel makes an item due (those are all bought). selection.size is
+    # per partition: a partition whose earlier curated version was labeled buys only for content
+    # that version did not hold, at the rate it was sampled then (a re-curation of unchanged text
+    # buys nothing); a focus job buys its full size in its slice.
+    ref = task_ref(a.task)
+    index = load_index(store, cfg.dataset, ref)
+    labeled_parents = None if focus else _labeled_curated(cfg, store)
+    before: dict[str, tuple[Item, LabelEntry]] = {}
+    skip: set[str] = set()
+    quota = 0
+    shares: dict[str, Any] = {}
+    for manifest in manifests:
+        earlier = [] if labeled_parents is None else [
+            m for m in labeled_parents.get(manifest.get("partition") or "", []) if m["id"] != manifest["id"]]
+        old_keys = _content_keys(store, earlier, ref)
+        n_new = kept_here = 0
+        for it in iter_items(store, manifest):
+            key = item_key(it.text, ref)
+            entry = index.get(key)
+            if entry is not None and it.id not in before:
+                before[it.id] = (it, entry)
+                kept_here += relabel_reason(entry, a.task.labels, a.relabel) is None
+            if key in old_keys:
+                skip.add(it.id)  # content the partition's labeled version held: sampled then
+            else:
+                n_new += 1
+        if earlier:
+            n_old = max(m["counts"]["kept"] for m in earlier)
+            share = min(a.selection.size, math.ceil(a.selection.size * n_new / max(1, n_old)))
+            shares[manifest["id"]] = {"labeled_before_as": sorted(m["id"] for m in earlier), "new_content": n_new,
+                                      "earlier_records": n_old, "quota": share}
+        else:
+            # labels this version's content already has (e.g. reposts labeled in another partition) count
+            share = a.selection.size if focus else max(0, a.selection.size - kept_here)
+        quota += share
+    relabel = {i: r for i, (_, e) in before.items()
+               if (r := relabel_reason(e, a.task.labels, a.relabel)) is not None}
+    skip |= set(before)
     candidates: list[Item] = []
     for manifest in manifests:
         for it in load_candidates(store, manifest, pool=a.selection.candidate_pool, seed=a.selection.seed,
-                                  exclude=seen):
-            seen.add(it.id)
+                                  exclude=skip):
+            skip.add(it.id)
             if not focus or _in_focus(it, focus):
                 candidates.append(it)
+    due = [it for i, (it, _) in sorted(before.items()) if i in relabel and (not focus or _in_focus(it, focus))]
     if focus:
         log.info("annotation job %s: %d candidates in focus %s", job_id, len(candidates), focus)
     candidates, excluded_golden = _without_golden_items(cfg, candidates)
+    due, golden_due = _without_golden_items(cfg, due)
+    excluded_golden.update(golden_due)
     if excluded_golden:
         log.warning("annotation job %s: %d candidates hold a golden evaluation item and are not labeled",
                     job_id, len(excluded_golden))
-    selection = a.selection.model_copy(update={"size": a.selection.size * len(versions)})
-    chosen, stats = select(candidates, selection)
+    if quota and candidates:
+        chosen, stats = select(candidates, a.selection.model_copy(update={"size": quota}))
+    else:
+        chosen, stats = [], {"strategy": a.selection.strategy, "strategy_used": "none", "candidates": len(candidates),
+                             "selected": 0, "strata": {}}
+    chosen = [*due, *chosen]
+    stats.update(labeled_before=len(before), relabel=len(due), quota=quota,
+                 **({"partitions_labeled_before": shares} if shares else {}))
+    chosen_ids = {it.id for it in chosen}
+    # not chosen: the earlier label carries over, unless it is no longer in the label set
+    carried_items, golden_carried = _without_golden_items(cfg, [
+        it for i, (it, _) in sorted(before.items())
+        if i not in chosen_ids and relabel.get(i) != "label_not_in_label_set"])
+    excluded_golden.update(golden_carried)
+    carried = [(it, before[it.id][1]) for it in carried_items]
+    relabeled = {i: r for i, r in relabel.items() if i in chosen_ids}
+    if before or shares:
+        log.info("annotation job %s: %d items of these versions were labeled before: %d labels carried forward, "
+                 "%d bought again (%s); %d new items to buy (quota %d)", job_id, len(before), len(carried),
+                 len(relabeled), dict(Counter(relabeled.values())), len(chosen) - len(relabeled), quota)
     gold = load_gold(a.selection.gold.path, a.task.labels)
 
     scan_items = [*chosen, *gold]
@@ -251,26 +334,59 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
                      "items": [it.id for it in b]} for b in batches],
         "excluded_pii": flagged,
         "excluded_golden": excluded_golden,
+        "carried": {it.id: e.job_id for it, e in carried},
+        "relabel": relabeled,
         "cost_estimate": cost.as_dict(),
         "selection": stats,
     }
     summary = {"job_id": job_id, "curated_versions": versions, "partition": partition,
                "items": len(chosen), "gold_items": len(used_gold), "hits": len(batches),
                "excluded_pii": len(flagged), "excluded_golden": len(excluded_golden),
+               "carried": len(carried), "relabeled": len(relabeled),
                "strategy_used": stats["strategy_used"],
                "cost_estimate_usd": str(cost.total_usd), **({"focus": focus} if focus else {})}
     plan["summary"] = summary
     store.write_bytes(f"{prefix}/items.jsonl",
                       "".join(json.dumps(it.to_json(), ensure_ascii=False) + "\n" for it in items).encode())
+    store.write_bytes(f"{prefix}/carried.jsonl", "".join(
+        json.dumps({"item": it.to_json(), "label": e.to_json()}, ensure_ascii=False) + "\n" for it, e in carried).encode())
     ledger: dict[str, Any] = {"job_id": job_id, "dataset": cfg.dataset, "dag_id": dag_id, "partition": partition,
               "curated_versions": versions, "backend": a.backend, **({"focus": focus} if focus else {}),
               "sandbox": a.mturk.sandbox if a.backend == "mturk" else None, "status": "planned",
               "hit_type_id": None, "hits": {}, "assignments": {}, "extensions": [], "blocked": {}}
     _save_ledger(store, ledger)
     _write_json(store, f"{prefix}/plan.json", plan)  # last: its presence means "prepared"
-    log.info("annotation job %s: %s items + %s gold in %s HITs (strategy %s), estimated $%s", job_id,
-             summary["items"], summary["gold_items"], summary["hits"], summary["strategy_used"], cost.total_usd)
+    log.info("annotation job %s: %s items + %s gold in %s HITs (strategy %s), estimated $%s; %s labels carried "
+             "forward", job_id, summary["items"], summary["gold_items"], summary["hits"], summary["strategy_used"],
+             cost.total_usd, summary["carried"])
     return summary
+
+
+def _labeled_curated(cfg: PipelineConfig, store: Any) -> dict[str, list[dict[str, Any]]]:
+    """Partition -> manifests of its curated versions that are parents of a labeled version of this
+    task (name and version)."""
+    ref = task_ref(cfg.annotation.task)
+    parents: set[str] = set()
+    for key in store.list(f"datasets/{cfg.dataset}/labeled/versions/"):
+        if key.endswith("/manifest.json"):
+            labeled = json.loads(store.read_bytes(key))
+            ann = labeled.get("annotation") or {}
+            if (ann.get("carry_forward") or {}).get("task", f"{ann.get('task')}@1") != ref:
+                continue
+            parents.update(p for p in labeled.get("parents", []) if p.startswith("curated-"))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for vid in sorted(parents):
+        try:
+            m = read_manifest(store, cfg.dataset, "curated", vid)
+        except FileNotFoundError:
+            continue
+        out.setdefault(m.get("partition") or "", []).append(m)
+    return out
+
+
+def _content_keys(store: Any, manifests: Sequence[dict[str, Any]], ref: str) -> set[str]:
+    """The content keys of every record of ``manifests`` (streamed)."""
+    return {item_key(it.text, ref) for m in manifests for it in iter_items(store, m)}
 
 
 def _without_golden_items(cfg: PipelineConfig, candidates: list[Item]) -> tuple[list[Item], dict[str, Any]]:
@@ -354,8 +470,10 @@ def job_progress(store: Any, dataset: str, job_id: str, backend: CrowdBackend) -
         expected += hit["max_assignments"]
         submitted += min(n, hit["max_assignments"])
         done_hits += int(n >= hit["max_assignments"])
+    # a job whose every item was labeled before posts no HIT: done once exported
+    nothing = not ledger["hits"] and ledger.get("status") in ("exported", "reviewed", "published")
     return {"job_id": job_id, "hits": len(ledger["hits"]), "hits_done": done_hits, "expected": expected,
-            "submitted": submitted, "done": expected > 0 and submitted >= expected,
+            "submitted": submitted, "done": nothing or (expected > 0 and submitted >= expected),
             "deadline": ledger.get("deadline")}
 
 
@@ -493,6 +611,7 @@ def labeled_schema() -> Any:
         pa.field("votes", pa.string()),
         pa.field("prelabel", pa.string()),
         pa.field("method", pa.string()),
+        pa.field("label_job", pa.string()),  # the annotation job whose crowd gave the label
     ])
 
 
@@ -532,11 +651,13 @@ def publish_labels(cfg: PipelineConfig, *, store: Any, job_id: str, producer: di
     mv = majority_vote(votes, a.task.labels)
     targets = [it for it in items.values() if it.gold is None]
 
+    carried = _read_carried(store, cfg.dataset, job_id)
+
     writer = VersionWriter(cfg.dataset, "labeled", parents=ledger["curated_versions"], producer=producer,
                            config_hash=config_hash(a), rows_per_file=cfg.curation.rows_per_file,
                            schema=labeled_schema())
     try:
-        writer.counts.input = len(targets) + len(plan["excluded_pii"])
+        writer.counts.input = len(targets) + len(plan["excluded_pii"]) + len(carried)
         writer.add_quarantined([Quarantined(source="annotation", location=job_id, reason="pii_rescan", stage="annotate",
                                             id=i, detail="PII found by the export scan: " + "/".join(t))
                                 for i, t in sorted(plan["excluded_pii"].items())])
@@ -554,8 +675,18 @@ def publish_labels(cfg: PipelineConfig, *, store: Any, job_id: str, producer: di
                 "meta": json.dumps(it.meta, sort_keys=True, ensure_ascii=False), "pii": list(it.pii),
                 "label": lab.label, "label_confidence": round(lab.confidence, 6), "agreement": round(lab.agreement, 6),
                 "n_votes": lab.n_votes, "votes": json.dumps(dict(sorted(lab.votes.items()))),
-                "prelabel": it.prelabel, "method": a.aggregation.method,
+                "prelabel": it.prelabel, "method": a.aggregation.method, "label_job": job_id,
             })
+        bought = list(rows)
+        for it, e in carried:  # labels bought by an earlier job for the same content: with their provenance
+            rows.append({
+                "id": it.id, "text": it.text, "source": it.source, "lang": it.lang, "created_at": it.created_at,
+                "meta": json.dumps(it.meta, sort_keys=True, ensure_ascii=False), "pii": list(it.pii),
+                "label": e.label, "label_confidence": e.label_confidence, "agreement": e.agreement,
+                "n_votes": e.n_votes, "votes": json.dumps(dict(sorted(e.votes.items()))),
+                "prelabel": None, "method": e.method, "label_job": e.job_id,
+            })
+        rows.sort(key=lambda r: r["id"])
         writer.add_rows(rows)
         writer.add_quarantined(missing)
         gate_writer(writer, cfg, "labeled", labels=list(a.task.labels), min_agreement=a.aggregation.min_agreement)
@@ -597,11 +728,24 @@ def publish_labels(cfg: PipelineConfig, *, store: Any, job_id: str, producer: di
                          "bonuses": str(bonuses)},
             "extensions": len(ledger["extensions"]),
             "exports": sorted(_exports([], list(a.exports), a.task.name)),
+            # labels of items labeled before (same content, task name and version): not bought again
+            "carry_forward": {"bought": len(bought), "carried": len(carried),
+                       "carried_from": dict(sorted(Counter(e.job_id for _, e in carried).items())),
+                       "relabeled": dict(Counter(plan.get("relabel", {}).values())),
+                       "task": task_ref(a.task)},
         }
         manifest = writer.finish(store, partition=ledger["partition"])
     except BaseException:
         writer.abort()
         raise
+    ref = task_ref(a.task)
+    at = manifest.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds")
+    record_job(store, cfg.dataset, ref, job_id, [
+        LabelEntry(key=item_key(r["text"], ref), record_id=r["id"], label=r["label"],
+                   label_confidence=r["label_confidence"], agreement=r["agreement"], n_votes=r["n_votes"],
+                   votes=json.loads(r["votes"]), method=r["method"], job_id=job_id, labeled_version=manifest["id"],
+                   label_set=label_set_hash(a.task.labels), published_at=at)
+        for r in bought])
     for covered in sorted({p for p in plan.get("curated_partitions", {}).values() if p} - {ledger["partition"]}):
         # every partition whose curated version was labeled here points at this labeled version
         store.write_bytes(partition_key(cfg.dataset, "labeled", covered), json.dumps(

@@ -48,6 +48,10 @@ class TaskConfig(_Model):
     )
     template: str = Field(default="classification.html.j2",
                           description="Jinja template under include/annotation/templates, or a path.")
+    version: str = Field(default="1", min_length=1, max_length=64,
+                         description="The task definition's version: labels are kept per (task name, version), "
+                                     "so bumping it (the question or a label's meaning changed) buys every "
+                                     "item's label again; wording changes that keep the meaning keep it.")
 
     @field_validator("labels")
     @classmethod
@@ -166,6 +170,19 @@ class AggregationConfig(_Model):
     min_agreement: float = Field(default=0.5, ge=0, le=1, description="$min_agreement of the labeled gate.")
 
 
+class RelabelConfig(_Model):
+    """Which items already labeled for this task (same name and version) are bought again. By
+    default none: their labels are carried into the new labeled version with their provenance."""
+
+    below_agreement: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Items whose earlier label had an agreement below this are candidates again.")
+    label_set_changed: bool = Field(
+        default=False,
+        description="Items labeled under another label set are candidates again (labels that are no longer "
+                    "in task.labels are always bought again).")
+
+
 class QCConfig(_Model):
     """Approve/reject by gold answers only; blocks and bonuses are optional."""
 
@@ -189,6 +206,7 @@ class AnnotationConfig(_Model):
     wait: WaitConfig = Field(default_factory=WaitConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
     qc: QCConfig = Field(default_factory=QCConfig)
+    relabel: RelabelConfig = Field(default_factory=RelabelConfig)
     pii_rescan: Literal["fail", "exclude"] = Field(
         default="fail",
         description="An item whose text still shows PII at export: `fail` blocks the whole export "

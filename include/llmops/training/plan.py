@@ -15,7 +15,8 @@ from llmops.config import PipelineConfig
 from llmops.training.args import TrainConfig, parse_train_config
 from llmops.training.settings import check_candidate
 
-__all__ = ["PARAM_KEYS", "build_train_config", "plan_candidates", "run_folder_key", "run_key"]
+__all__ = ["PARAM_KEYS", "build_train_config", "plan_candidates", "run_folder_key", "run_key", "trained_marker",
+           "training_fingerprint"]
 
 #: DAG params that override every candidate -> (section, key) in the training config.
 PARAM_KEYS = {
@@ -94,3 +95,33 @@ def build_train_config(cfg: PipelineConfig, candidate: dict[str, Any], *, versio
     return parse_train_config({"model": candidate["model"], "data": data,
                                "train": {**candidate["train"], "output_dir": output_dir}, "tracking": tracking},
                               origin=f"candidate {candidate['name']}")
+
+
+#: training settings that decide where and how robustly a training runs, not what it learns
+_OPERATIONAL = ("tracking", "launcher", "pool", "queue", "kill_grace_s", "retries", "retry_delay_s",
+                "checkpoint_sync_s", "kubernetes", "hostfile", "rdzv_endpoint")
+
+
+def training_fingerprint(cfg: PipelineConfig, store: Any, versions: list[str],
+                         params: dict[str, Any] | None = None) -> str:
+    """What a training run learns from: the rows of ``versions`` (ids, texts, labels: not the
+    version ids, so labels carried into a new labeled version of unchanged text give the same
+    fingerprint), the planned candidates with the run's overrides, and the training settings
+    that change the result (not the pool, queue, retries or tracking server)."""
+    import hashlib
+    import json
+
+    from llmops.training.data import load_labeled_rows
+
+    rows = hashlib.sha256()
+    for row in sorted(load_labeled_rows(store, cfg.dataset, versions), key=lambda r: r["id"]):
+        rows.update(json.dumps([row["id"], row["text"], row["label"], row.get("lang")], ensure_ascii=False).encode())
+        rows.update(b"\n")
+    settings = cfg.training.model_dump(mode="json", exclude=set(_OPERATIONAL))
+    basis = {"rows": rows.hexdigest(), "candidates": plan_candidates(cfg, params), "training": settings}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def trained_marker(dataset: str, fingerprint: str) -> str:
+    """Object key of the record that a run trained (and registered) on this fingerprint."""
+    return f"training/{dataset}/trained/{fingerprint}.json"
