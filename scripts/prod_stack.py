@@ -148,6 +148,8 @@ class ProdStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: merged into the pipeline config the stack writes (section -> key -> value, nested dicts merged)
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    #: schedulers running at once (high availability: they share the work through row locks in PostgreSQL)
+    schedulers: int = 1
     redis_db: int | None = None
     created_dbs: list[str] = field(default_factory=list)
 
@@ -362,6 +364,8 @@ class ProdStack:
     def start_airflow(self) -> None:
         for name in ("api-server", "dag-processor", "scheduler", "triggerer", "worker"):
             self.start_component(name)
+        for n in range(2, self.schedulers + 1):
+            self.start_component(f"scheduler-{n}")
         self.wait_healthy()
         self.airflow("dags", "reserialize")
 
@@ -369,8 +373,13 @@ class ProdStack:
         cmd = {"api-server": ["api-server", "--port", str(self.api_port), "--host", "127.0.0.1"],
                "scheduler": ["scheduler"], "dag-processor": ["dag-processor"], "triggerer": ["triggerer"],
                "worker": ["celery", "worker", "--queues", "default", "--concurrency", "2",
-                          "--celery-hostname", f"worker-{secrets.token_hex(2)}@%h"]}[name]
-        return self._add(name, [str(VENV_BIN / "airflow"), *cmd], self.env)
+                          "--celery-hostname", f"worker-{secrets.token_hex(2)}@%h"]}.get(name)
+        env = self.env
+        if cmd is None and name.startswith("scheduler-"):  # another scheduler: its own health-check port
+            cmd, env = ["scheduler"], {**self.env, "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port())}
+        if cmd is None:
+            raise ValueError(f"unknown component {name!r}")
+        return self._add(name, [str(VENV_BIN / "airflow"), *cmd], env)
 
     def health(self) -> dict[str, str | None]:
         with urllib.request.urlopen(f"{self.api}/api/v2/monitor/health", timeout=10) as resp:
@@ -428,7 +437,8 @@ class ProdStack:
         return self
 
     def stop(self) -> None:
-        order = ["worker", "scheduler", "triggerer", "dag-processor", "api-server", "mlflow", "seaweedfs"]
+        order = ["worker", "scheduler", *[f"scheduler-{n}" for n in range(2, self.schedulers + 1)], "triggerer",
+                 "dag-processor", "api-server", "mlflow", "seaweedfs"]
         for name in order + [n for n in self.components if n not in order]:
             comp = self.components.get(name)
             if comp is not None:

@@ -1,10 +1,11 @@
 """The whole chain on real servers, as production runs it: Airflow's API server, scheduler, DAG
 processor, triggerer and a Celery worker on a PostgreSQL database of their own with Redis as the
-broker, an MLflow tracking server (PostgreSQL backend, artifacts in S3) and a SeaweedFS S3 server
-that checks request signatures. ``llm_data_collection`` is triggered through the REST API; the
-assets chain annotation, fine-tuning and evaluation. The scheduler and the worker are killed
-while the model trains and restarted: every run still succeeds and the model is registered once.
-Then Chromium (Debian's package, driven by Playwright) logs in to the UI, opens the finished
+broker, two schedulers (high availability), an MLflow tracking server (PostgreSQL backend,
+artifacts in S3) and a SeaweedFS S3 server that checks request signatures. ``llm_data_collection``
+is triggered through the REST API; the assets chain annotation, fine-tuning and evaluation. A
+scheduler and the worker are killed while the model trains and restarted: every run still succeeds,
+each HIT is created once and the model is registered and promoted once. A reprocessing backfill
+after a curation-config change buys no label and trains nothing. Then Chromium (Debian's package, driven by Playwright) logs in to the UI, opens the finished
 fine-tuning run and follows its "MLflow run" link. Screenshots go to ``$LLMOPS_ARTIFACTS`` (default:
 the test's temporary folder)."""
 
@@ -41,7 +42,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     prepare(home, [day], 40)  # one partition of 40 records: every stage runs, none longer than it must
     planted = {name: f"{name}-{secrets.token_hex(8)}" for name in ("envsecret", "filesecret", "connsecret")}
     (home / "hmac.key").write_text(planted["filesecret"] + "\n")
-    s = ProdStack(home, extra_dag_folders=[Path(__file__).parent / "dags"], extra_env={
+    # two schedulers (high availability, as production runs them): they share the runs through row
+    # locks in PostgreSQL, and an asset event may start a consumer DAG twice (apache/airflow#54491)
+    s = ProdStack(home, schedulers=2, extra_dag_folders=[Path(__file__).parent / "dags"], extra_env={
         "LLMOPS_PLANTED": planted["envsecret"], "LLMOPS_PLANTED_FILE": str(home / "hmac.key"),
         "AIRFLOW_CONN_LLMOPS_PLANTED": json.dumps({"conn_type": "generic", "password": planted["connsecret"]})},
         # 20 items to label; a training of 30 steps with a checkpoint every 10, the one the retry resumes from,
@@ -143,7 +146,9 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
     _wait("a checkpoint of the training in S3", checkpoint_in_s3, 300, s)
     (running,) = [t for t in _tis(s, s.token(), "llm_fine_tuning", ti["run_id"]) if t["task_id"] == "train"]
     assert running["state"] == "running", "the training is still running when its node is lost"
-    # lose the scheduler and the worker (with the training it launched), then bring them back
+    # lose a scheduler and the worker (with the training it launched), then bring them back; the
+    # other scheduler runs on
+    assert s.components["scheduler-2"].alive()
     scheduler, worker = s.components["scheduler"], s.components["worker"]
     scheduler.kill()
     worker.kill()
@@ -216,6 +221,12 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
     audit = [k for k in keys if k.startswith("store/audit/events/")]
     assert len([k for k in audit if "/model_promotion/" in k]) == 1, audit
     assert len([k for k in audit if "/annotation_export/" in k]) == 1, audit
+    # each HIT once: the ledgers name every HIT the crowd holds, none twice
+    ledgers = [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in keys
+               if k.startswith("store/annotations/support_messages/jobs/") and k.endswith("/ledger.json")]
+    in_ledgers = [h["hit_id"] for ledger in ledgers for h in ledger["hits"].values()]
+    crowd_hits = [k for k in keys if k.startswith("store/crowd/local/support_messages/hits/")]
+    assert in_ledgers and len(set(in_ledgers)) == len(in_ledgers) == len(crowd_hits), (in_ledgers, crowd_hits)
     # ... and a server that rejects a wrong signature
     from botocore.exceptions import ClientError
 
@@ -241,6 +252,75 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
         cur.execute("SELECT is_encrypted, password FROM connection WHERE conn_id = %s", (STORE_CONN_ID,))
         encrypted, stored = cur.fetchone()
     assert encrypted and stored and s.s3_secret not in stored
+
+
+@pytest.mark.timeout(600)
+def test_reprocessing_backfill_after_a_curation_change_buys_and_trains_nothing(stack: ProdStack):
+    """What a user does after changing the curation config: a backfill of a finished day through the
+    REST API, reprocessing completed runs. The day's source text is unchanged: a new curated
+    version (the config is part of its identity) whose annotation run carries the labels forward
+    (no HIT, no payment, no export event) and whose fine-tuning run trains nothing (same rows and
+    settings as the run that trained the model): no MLflow version, no evaluation."""
+    import yaml
+
+    s, day = stack, stack.day  # type: ignore[attr-defined]
+    assert s.state.get("runs"), "runs after the chain test"  # type: ignore[attr-defined]
+    client = s.s3_client()
+
+    def keys(prefix: str) -> list[str]:
+        return sorted(o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+                      for o in page.get("Contents", []))
+
+    store = "store/datasets/support_messages"
+    hits = keys("store/crowd/local/support_messages/hits/")
+    assert hits
+    tok = s.token()
+    before = {d: {r["dag_run_id"] for r in _runs(s, tok, d)} for d in CHAIN}
+    config = s.home / "pipeline.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["curation"]["filters"]["min_chars"] -= 1  # no sample message is that short: the same kept text
+    config.write_text(yaml.safe_dump(data))
+
+    backfill = s.rest("POST", "backfills", token=tok, body={
+        "dag_id": "llm_data_collection", "from_date": f"{day}T00:00:00Z", "to_date": f"{day}T00:00:00Z",
+        "reprocess_behavior": "completed", "max_active_runs": 1})
+
+    def settled() -> dict[str, list[dict[str, Any]]] | None:
+        t = s.token()
+        if not s.rest("GET", f"backfills/{backfill['id']}", token=t).get("completed_at"):
+            return None
+        runs = {d: _runs(s, t, d) for d in ("llm_data_collection", "llm_annotation", "llm_fine_tuning")}
+        new = {d: [r for r in rs if r["dag_run_id"] not in before[d]] for d, rs in runs.items()}
+        if not new["llm_annotation"] or not new["llm_fine_tuning"]:
+            return None
+        if any(r["state"] not in DONE for rs in runs.values() for r in rs):
+            return None
+        return {**new, "collection": runs["llm_data_collection"]}
+
+    done = _wait("the backfill and the runs it starts", settled, 420, s, every=3)
+    assert [(r["dag_run_id"], r["state"]) for r in done["collection"]] == [(f"e2e__{day}", "success")]
+    tok = s.token()
+    (ann,) = done["llm_annotation"]
+    (ft,) = done["llm_fine_tuning"]
+    assert ann["state"] == "success" and ft["state"] == "success", (ann, ft)
+    # the same raw version, a new curated version, and a labeled version that only carries labels
+    manifests = {stage: [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+                         for k in keys(f"{store}/{stage}/versions/") if k.endswith("/manifest.json")]
+                 for stage in ("raw", "curated", "labeled")}
+    assert len(manifests["raw"]) == 1 and len(manifests["curated"]) == 2 and len(manifests["labeled"]) == 2
+    newest = max(manifests["labeled"], key=lambda m: m["created_at"])
+    assert newest["annotation"]["hits"] == [] and newest["annotation"]["carry_forward"]["bought"] == 0
+    assert newest["annotation"]["carry_forward"]["carried"] == newest["counts"]["input"] > 0
+    # no HIT, no review (payment), no export event
+    assert keys("store/crowd/local/support_messages/hits/") == hits
+    assert len([k for k in keys("store/audit/events/") if "/annotation_export/" in k]) == 1
+    # the fine-tuning run trained nothing: the same rows and settings as the model's run
+    ft_states = {t["task_id"]: t["state"] for t in _tis(s, tok, "llm_fine_tuning", ft["dag_run_id"])}
+    assert ft_states["resolve"] == "skipped" and ft_states["train"] == "skipped", ft_states
+    assert {r["dag_run_id"] for r in _runs(s, tok, "llm_evaluation")} == before["llm_evaluation"]
+    from mlflow import MlflowClient
+
+    assert len(MlflowClient(tracking_uri=s.mlflow).search_model_versions("name = 'support-intent'")) == 1
 
 
 @pytest.mark.timeout(300)

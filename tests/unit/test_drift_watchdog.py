@@ -55,3 +55,32 @@ def test_overdue_curated_and_model_versions(tmp_path: Path):
 
     cfg.drift.watchdog.enabled = False
     assert overdue(cfg, store, now=now + timedelta(hours=40), client=client)["overdue"] is False
+
+
+def test_a_new_suite_version_makes_every_model_version_due_once(tmp_path: Path):
+    """llm_evaluation evaluates the versions with no evaluation on the *current* version of a suite:
+    a tag from suite version 1 (or from before versions were recorded) does not cover version 2."""
+    from mlflow import MlflowClient
+
+    from llmops.evaluation.promotion import unevaluated_versions
+
+    shipped = Path(__file__).resolve().parents[2] / "include/evaluation/suites/support_intents.yaml"
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "support_intents.yaml").write_text(shipped.read_text())
+    cfg = PipelineConfig(base_dir=str(tmp_path), evaluation={"suites_dir": str(suites)})
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", registry_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    name = cfg.training.registered_model
+    client.create_registered_model(name)
+    legacy = client.create_model_version(name, source=str(tmp_path / "m1"))  # tagged before suite versions
+    client.set_model_version_tag(name, legacy.version, "eval.support_intents.run_id", "r1")
+    v1 = client.create_model_version(name, source=str(tmp_path / "m2"))
+    client.set_model_version_tag(name, v1.version, "eval.support_intents.run_id", "r2")
+    client.set_model_version_tag(name, v1.version, "eval.support_intents.suite_version", "1")
+    assert unevaluated_versions(cfg, client) == []
+
+    (suites / "support_intents.yaml").write_text(shipped.read_text().replace("version: 1\n", "version: 2\n", 1))
+    assert [mv.version for mv in unevaluated_versions(cfg, client)] == [legacy.version, v1.version]
+    client.set_model_version_tag(name, v1.version, "eval.support_intents.run_id", "r3")
+    client.set_model_version_tag(name, v1.version, "eval.support_intents.suite_version", "2")
+    assert [mv.version for mv in unevaluated_versions(cfg, client)] == [legacy.version]

@@ -437,7 +437,7 @@ def export_job(cfg: PipelineConfig, *, store: Any, job_id: str, backend: CrowdBa
                                             "max_assignments": a.mturk.assignments}
             _save_ledger(store, ledger)  # after every HIT: a crash here loses nothing
             log.info("HIT %s created (%s items)", created["hit_id"], len(fields))
-    if todo or not ledger.get("exported_at"):
+    if ledger["hits"] and (todo or not ledger.get("exported_at")):  # a job of carried labels sends nothing
         from llmops.privacy.audit import record_event
 
         record_event(store, "annotation_export", event_key=job_id, details={

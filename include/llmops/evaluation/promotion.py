@@ -187,11 +187,23 @@ def _ranking(ranked: list[dict[str, Any]], suite: Any) -> list[dict[str, Any]]:
 
 
 def unevaluated_versions(cfg: PipelineConfig, client: Any = None) -> list[Any]:
-    """Registered versions of ``training.registered_model`` that carry no
-    evaluation yet (no ``eval.<suite>.run_id`` tag) and were not flagged by an erasure, oldest first:
-    what ``llm_evaluation`` evaluates besides its triggering candidates, so a lost candidate event
-    loses nothing and a doubled one evaluates nothing twice. MLflow ``ModelVersion`` objects."""
+    """Registered versions of ``training.registered_model`` with no evaluation on the current version
+    of any configured suite (no ``eval.<suite>.run_id`` tag whose ``eval.<suite>.suite_version`` is the
+    suite's version; a tag written before versions were recorded counts as version 1) and not flagged
+    by an erasure, oldest first: what ``llm_evaluation`` evaluates besides its triggering candidates,
+    so a lost candidate event loses nothing, a doubled one evaluates nothing twice, and a new suite
+    version is evaluated once per model version. MLflow ``ModelVersion`` objects."""
+    from llmops.config import ConfigError
+    from llmops.evaluation.suites import load_suite
+
     client = client or _client(cfg)
+    current: dict[str, str] = {}
+    for suite_name in cfg.evaluation.suites:
+        try:
+            current[suite_name] = str(load_suite(suite_name, suites_dir(cfg)).version)
+        except (ConfigError, OSError, ValueError) as exc:  # the evaluation itself reports a bad suite
+            log.warning("suite %s not loaded (%s): any evaluation on it counts", suite_name, exc)
+            current[suite_name] = ""
     out = []
     for name in [cfg.training.registered_model]:
         try:
@@ -201,7 +213,11 @@ def unevaluated_versions(cfg: PipelineConfig, client: Any = None) -> list[Any]:
             continue
         for mv in versions:
             tags = dict(mv.tags or {})
-            if any(k.startswith("eval.") and k.endswith(".run_id") for k in tags) or tags.get("llmops.privacy.erasure"):
+            if tags.get("llmops.privacy.erasure"):
+                continue
+            evaluated = [k[len("eval."):-len(".run_id")] for k in tags if k.startswith("eval.") and k.endswith(".run_id")]
+            if any(s in current and (not current[s] or tags.get(f"eval.{s}.suite_version", "1") == current[s])
+                   for s in evaluated):
                 continue
             out.append(mv)
     return sorted(out, key=lambda mv: (mv.name, int(mv.version)))

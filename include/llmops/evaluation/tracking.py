@@ -91,6 +91,7 @@ def log_evaluation(tracking_uri: str, report: dict[str, Any], *, model_name: str
         for path in folder.iterdir():
             client.log_artifact(run_id, str(path), artifact_path="evaluation")
     prefix = f"eval.{suite['name']}"
+    client.set_model_version_tag(model_name, str(version), f"{prefix}.suite_version", str(suite["version"]))
     client.set_model_version_tag(model_name, str(version), f"{prefix}.run_id", run_id)
     for name, m in report["metrics"].items():
         client.set_model_version_tag(model_name, str(version), f"{prefix}.{name}", f"{m['value']:.4f}")
