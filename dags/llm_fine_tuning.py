@@ -18,7 +18,10 @@ each trained model as a new version in the **MLflow** model registry.
    in a run folder keyed by (DAG run, task), so a retry resumes from the newest one, logs
    into the same MLflow run and never registers a second version.
 4. **announce** – one candidate-model asset event listing every registered version, for
-   evaluation to rank.
+   evaluation to rank, and the record of what was trained on (the fingerprint).
+5. **catch_up** – also after a run that trained nothing: if the newest labeled data is still not
+   what any run trained on (a labeled version published while this run was busy: the scheduler may
+   drop that event, apache/airflow#56050), one more run for it; nothing otherwise.
 
 Runs when a labeled version is published (asset schedule), or by hand with params.
 """
@@ -33,7 +36,7 @@ from airflow.sdk import Param, dag, task
 from llmops_airflow.assets import CANDIDATE_MODEL, LABELED_DATASET
 from llmops_airflow.dagconfig import DEFAULT_CONFIG, dag_settings
 from llmops_airflow.dagconfig import load_pipeline_config as _config
-from llmops_airflow.operators.training import DeepSpeedTrainOperator
+from llmops_airflow.operators.training import DeepSpeedTrainOperator, TrainingCatchUpOperator
 
 
 @dag(
@@ -154,7 +157,7 @@ def llm_fine_tuning() -> None:
         retry_delay=timedelta(seconds=stage.retry_delay_s),
         execution_timeout=timedelta(hours=24),
     ).expand(candidate=plan())
-    announce(train.output)
+    announce(train.output) >> TrainingCatchUpOperator(task_id="catch_up", config_path="{{ params.config_path }}")
 
 
 llm_fine_tuning()

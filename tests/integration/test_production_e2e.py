@@ -260,18 +260,31 @@ def test_reprocessing_backfill_after_a_curation_change_buys_and_trains_nothing(s
     REST API, reprocessing completed runs. The day's source text is unchanged: a new curated
     version (the config is part of its identity) whose annotation run carries the labels forward
     (no HIT, no payment, no export event) and whose fine-tuning run trains nothing (same rows and
-    settings as the run that trained the model): no MLflow version, no evaluation."""
+    settings as the run that trained the model): no MLflow version, no evaluation.
+
+    While that annotation run is running, another curated version is published with its asset event
+    and no event after it: the pattern of apache/airflow#56050 (the scheduler may drop an event that
+    arrives while the DAG is at max_active_runs=1). It is labeled all the same."""
     import yaml
+
+    from llmops.annotation.jobs import unlabeled_curated
+    from llmops.config import load_config
+    from llmops.storage import S3Store
+    from llmops.versions import VersionWriter, iter_batches
 
     s, day = stack, stack.day  # type: ignore[attr-defined]
     assert s.state.get("runs"), "runs after the chain test"  # type: ignore[attr-defined]
     client = s.s3_client()
+    store = S3Store(f"s3://{BUCKET}/store", client)
 
     def keys(prefix: str) -> list[str]:
         return sorted(o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
                       for o in page.get("Contents", []))
 
-    store = "store/datasets/support_messages"
+    def manifests(stage: str) -> list[dict[str, Any]]:
+        return [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+                for k in keys(f"store/datasets/support_messages/{stage}/versions/") if k.endswith("/manifest.json")]
+
     hits = keys("store/crowd/local/support_messages/hits/")
     assert hits
     tok = s.token()
@@ -280,44 +293,87 @@ def test_reprocessing_backfill_after_a_curation_change_buys_and_trains_nothing(s
     data = yaml.safe_load(config.read_text())
     data["curation"]["filters"]["min_chars"] -= 1  # no sample message is that short: the same kept text
     config.write_text(yaml.safe_dump(data))
+    cfg = load_config(config)
 
     backfill = s.rest("POST", "backfills", token=tok, body={
         "dag_id": "llm_data_collection", "from_date": f"{day}T00:00:00Z", "to_date": f"{day}T00:00:00Z",
         "reprocess_behavior": "completed", "max_active_runs": 1})
 
+    def annotation_running() -> dict[str, Any] | None:
+        """The backfill's annotation run, running, once its `select` chose what it labels."""
+        t = s.token()
+        for r in _runs(s, t, "llm_annotation"):
+            if r["dag_run_id"] not in before["llm_annotation"] and r["state"] == "running":
+                tis = {ti["task_id"]: ti["state"] for ti in _tis(s, t, "llm_annotation", r["dag_run_id"])}
+                if tis.get("select") == "success" and tis.get("publish") not in ("success", "failed"):
+                    return r
+        return None
+
+    running = _wait("an annotation run started by the backfill's curated event", annotation_running, 300, s, every=0.5)
+    # meanwhile another curated version: the next day's messages, reposts of this day's (same ids and
+    # texts), with its asset event and no later one
+    src = max(manifests("curated"), key=lambda m: m["created_at"])  # the re-curated day, just published
+    from datetime import date, timedelta
+
+    next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    writer = VersionWriter(cfg.dataset, "curated", config_hash="reposts", extra={"privacy": src["privacy"]})
+    labeled_ids = {r["id"] for m in manifests("labeled") for b in iter_batches(store, m) for r in b.to_pylist()}
+    rows = [r for b in iter_batches(store, src) for r in b.to_pylist() if r["id"] in labeled_ids]
+    assert rows
+    writer.counts.input = len(rows)
+    writer.add_rows(rows)
+    reposts = writer.finish(store, partition=next_day)
+    (asset,) = [a for a in s.rest("GET", "assets?limit=100", token=s.token())["assets"]
+                if a["uri"] == "x-llmops://datasets/support_messages/curated"]
+    s.rest("POST", "assets/events", token=s.token(), body={"asset_id": asset["id"], "extra": {
+        "version_id": reposts["id"], "partition": next_day}})
+    still = annotation_running()
+    assert still is not None and still["dag_run_id"] == running["dag_run_id"], \
+        "the event arrived while the annotation run was running, after its select"
+
+    last: list[Any] = []
+
     def settled() -> dict[str, list[dict[str, Any]]] | None:
         t = s.token()
         if not s.rest("GET", f"backfills/{backfill['id']}", token=t).get("completed_at"):
             return None
-        runs = {d: _runs(s, t, d) for d in ("llm_data_collection", "llm_annotation", "llm_fine_tuning")}
-        new = {d: [r for r in rs if r["dag_run_id"] not in before[d]] for d, rs in runs.items()}
-        if not new["llm_annotation"] or not new["llm_fine_tuning"]:
+        runs = {d: _runs(s, t, d) for d in CHAIN}
+        snapshot = sorted((d, r["dag_run_id"], r["state"]) for d, rs in runs.items() for r in rs)
+        quiet = bool(last) and last[0][0] == snapshot and time.monotonic() - last[0][1] >= 15
+        if not last or last[0][0] != snapshot:
+            last[:] = [(snapshot, time.monotonic())]
+        if not quiet or any(r["state"] not in DONE for rs in runs.values() for r in rs):
             return None
-        if any(r["state"] not in DONE for rs in runs.values() for r in rs):
+        if unlabeled_curated(cfg, store):
             return None
-        return {**new, "collection": runs["llm_data_collection"]}
+        return {d: [r for r in rs if r["dag_run_id"] not in before[d]] for d, rs in runs.items()} | {
+            "collection": runs["llm_data_collection"]}
 
-    done = _wait("the backfill and the runs it starts", settled, 420, s, every=3)
+    done = _wait("the backfill, the reposts and the runs they start", settled, 480, s, every=3)
     assert [(r["dag_run_id"], r["state"]) for r in done["collection"]] == [(f"e2e__{day}", "success")]
     tok = s.token()
-    (ann,) = done["llm_annotation"]
-    (ft,) = done["llm_fine_tuning"]
-    assert ann["state"] == "success" and ft["state"] == "success", (ann, ft)
-    # the same raw version, a new curated version, and a labeled version that only carries labels
-    manifests = {stage: [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
-                         for k in keys(f"{store}/{stage}/versions/") if k.endswith("/manifest.json")]
-                 for stage in ("raw", "curated", "labeled")}
-    assert len(manifests["raw"]) == 1 and len(manifests["curated"]) == 2 and len(manifests["labeled"]) == 2
-    newest = max(manifests["labeled"], key=lambda m: m["created_at"])
-    assert newest["annotation"]["hits"] == [] and newest["annotation"]["carry_forward"]["bought"] == 0
-    assert newest["annotation"]["carry_forward"]["carried"] == newest["counts"]["input"] > 0
+    assert done["llm_annotation"] and all(r["state"] == "success" for r in done["llm_annotation"]), done
+    assert done["llm_fine_tuning"] and all(r["state"] == "success" for r in done["llm_fine_tuning"]), done
+    # the same raw version; a new curated version of the day and the reposts, each labeled once by
+    # carrying the labels forward
+    assert len(manifests("raw")) == 1 and len(manifests("curated")) == 3
+    labeled = manifests("labeled")
+    assert len(labeled) == 3, "the reposts were labeled by a run after the one they arrived during"
+    parents = [p for m in labeled for p in m["parents"]]
+    assert len(parents) == len(set(parents)) == 3 and reposts["id"] in parents
+    carried = [m for m in labeled if (m["annotation"].get("carry_forward") or {}).get("carried")]
+    assert len(carried) == 2
+    for m in carried:
+        assert m["annotation"]["hits"] == [] and m["annotation"]["carry_forward"]["bought"] == 0
+        assert m["annotation"]["carry_forward"]["carried"] == m["counts"]["input"] > 0
     # no HIT, no review (payment), no export event
     assert keys("store/crowd/local/support_messages/hits/") == hits
     assert len([k for k in keys("store/audit/events/") if "/annotation_export/" in k]) == 1
-    # the fine-tuning run trained nothing: the same rows and settings as the model's run
-    ft_states = {t["task_id"]: t["state"] for t in _tis(s, tok, "llm_fine_tuning", ft["dag_run_id"])}
-    assert ft_states["resolve"] == "skipped" and ft_states["train"] == "skipped", ft_states
-    assert {r["dag_run_id"] for r in _runs(s, tok, "llm_evaluation")} == before["llm_evaluation"]
+    # the fine-tuning runs trained nothing: the same rows and settings as the model's run
+    for run in done["llm_fine_tuning"]:
+        ft_states = {t["task_id"]: t["state"] for t in _tis(s, tok, "llm_fine_tuning", run["dag_run_id"])}
+        assert ft_states["resolve"] == "skipped" and ft_states["train"] == "skipped", ft_states
+    assert done["llm_evaluation"] == []
     from mlflow import MlflowClient
 
     assert len(MlflowClient(tracking_uri=s.mlflow).search_model_versions("name = 'support-intent'")) == 1

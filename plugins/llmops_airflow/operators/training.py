@@ -24,6 +24,7 @@ from airflow.sdk import Context
 
 from llmops_airflow.links import MLFLOW_RUN_XCOM_KEY, MlflowRunLink, mlflow_run_url
 from llmops_airflow.operators.collection import PROJECT_DIR, _ConfiguredOperator
+from llmops_airflow.operators.trigger import TriggerRunOperator
 
 if TYPE_CHECKING:  # the llmops core stays out of DAG parsing; execute() imports what it runs
     from llmops.training.runfolder import RunFolder
@@ -241,3 +242,51 @@ class DeepSpeedTrainOperator(_ConfiguredOperator):
                 os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+class TrainingCatchUpOperator(TriggerRunOperator):
+    """The last task of a fine-tuning run, also when the run trained nothing: when the labeled data
+    (the newest labeled version of every partition) is not what any run trained on – a labeled
+    version published while this run was busy, whose asset event the scheduler may drop
+    (apache/airflow#56050) – trigger one more run; else do nothing. The triggered run's id is
+    derived from the data's fingerprint, so a retry triggers nothing twice; it has this run's
+    candidates and overrides. A run with its own ``versions`` (or ``force``) catches nothing up."""
+
+    template_fields: Sequence[str] = (*TriggerRunOperator.template_fields, "config_path")
+    ui_color = "#f3e5f5"
+
+    def __init__(self, *, config_path: str, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_dag_id", "{{ dag.dag_id }}")
+        kwargs.setdefault("trigger_run_id", "")
+        kwargs.setdefault("trigger_rule", "none_failed")  # after a run that trained nothing too
+        super().__init__(**kwargs)
+        self.config_path = config_path
+
+    def execute(self, context: Context) -> None:
+        from llmops.config import load_config
+        from llmops.training.plan import trained_marker, training_fingerprint
+        from llmops.versions import latest_versions
+        from llmops_airflow.dagconfig import resolve_config_path
+        from llmops_airflow.hooks.store import ObjectStoreHook
+
+        params = dict(context.get("params") or {})
+        own = [k for k in ("versions", "force") if params.get(k) not in (None, "", False)]
+        if own:
+            self.log.info("this run chose its own data (%s): nothing to catch up", ", ".join(own))
+            return None
+        cfg = load_config(resolve_config_path(self.config_path))
+        store = ObjectStoreHook.for_config(cfg).store
+        versions = list(latest_versions(store, cfg.dataset, "labeled").values())
+        if not versions:
+            return None
+        fingerprint = training_fingerprint(cfg, store, versions, params)  # the run's candidates and overrides
+        if store.exists(trained_marker(cfg.dataset, fingerprint)):
+            self.log.info("the newest labeled data (%s) is trained (fingerprint %s): nothing to catch up",
+                          ", ".join(versions), fingerprint)
+            return None
+        self.log.info("the newest labeled data (%s) was not trained yet (fingerprint %s): one more run like this "
+                      "one for it", ", ".join(versions), fingerprint)
+        self.trigger_run_id = f"catch_up__{fingerprint[:16]}"
+        self.conf = {k: v for k, v in params.items() if k not in ("versions", "force")} | {"config_path": self.config_path}
+        self.skip_when_already_exists = True
+        return super().execute(context)
