@@ -11,6 +11,7 @@ the test's temporary folder)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -92,6 +93,39 @@ def _wait(what: str, fn: Any, timeout: float, s: ProdStack, every: float = 2) ->
         time.sleep(every)
     logs = "\n".join(f"--- {c.name}\n{c.tail(15)}" for c in s.components.values())
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+def _keys(client: Any, prefix: str) -> list[str]:
+    """The S3 object keys under ``prefix`` in the stack's bucket, sorted."""
+    return sorted(o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+                  for o in page.get("Contents", []))
+
+
+def _manifests(client: Any, stage: str) -> list[dict[str, Any]]:
+    """The manifests of the ``stage`` versions in S3."""
+    return [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+            for k in _keys(client, f"store/datasets/support_messages/{stage}/versions/") if k.endswith("/manifest.json")]
+
+
+def _settled(s: ProdStack, before: dict[str, set[str]], ready: Any,
+             quiet_s: float = 15) -> Any:
+    """A poll for ``_wait``: once every run of the chain is finished, nothing changed for ``quiet_s``
+    seconds (an asset event has had time to start its run) and ``ready()`` holds, the runs each DAG
+    made since ``before`` (its run ids then)."""
+    last: list[Any] = []
+
+    def poll() -> dict[str, list[dict[str, Any]]] | None:
+        t = s.token()
+        runs = {d: _runs(s, t, d) for d in CHAIN}
+        snapshot = sorted((d, r["dag_run_id"], r["state"]) for d, rs in runs.items() for r in rs)
+        quiet = bool(last) and last[0][0] == snapshot and time.monotonic() - last[0][1] >= quiet_s
+        if not last or last[0][0] != snapshot:
+            last[:] = [(snapshot, time.monotonic())]
+        if not quiet or any(r["state"] not in DONE for rs in runs.values() for r in rs) or not ready():
+            return None
+        return {d: [r for r in rs if r["dag_run_id"] not in before[d]] for d, rs in runs.items()}
+
+    return poll
 
 
 def _print_task_times(s: ProdStack, states: dict[str, dict[str, str]]) -> None:
@@ -277,13 +311,7 @@ def test_reprocessing_backfill_after_a_curation_change_buys_and_trains_nothing(s
     client = s.s3_client()
     store = S3Store(f"s3://{BUCKET}/store", client)
 
-    def keys(prefix: str) -> list[str]:
-        return sorted(o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-                      for o in page.get("Contents", []))
-
-    def manifests(stage: str) -> list[dict[str, Any]]:
-        return [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
-                for k in keys(f"store/datasets/support_messages/{stage}/versions/") if k.endswith("/manifest.json")]
+    keys, manifests = functools.partial(_keys, client), functools.partial(_manifests, client)
 
     hits = keys("store/crowd/local/support_messages/hits/")
     assert hits
@@ -331,25 +359,10 @@ def test_reprocessing_backfill_after_a_curation_change_buys_and_trains_nothing(s
     assert still is not None and still["dag_run_id"] == running["dag_run_id"], \
         "the event arrived while the annotation run was running, after its select"
 
-    last: list[Any] = []
-
-    def settled() -> dict[str, list[dict[str, Any]]] | None:
-        t = s.token()
-        if not s.rest("GET", f"backfills/{backfill['id']}", token=t).get("completed_at"):
-            return None
-        runs = {d: _runs(s, t, d) for d in CHAIN}
-        snapshot = sorted((d, r["dag_run_id"], r["state"]) for d, rs in runs.items() for r in rs)
-        quiet = bool(last) and last[0][0] == snapshot and time.monotonic() - last[0][1] >= 15
-        if not last or last[0][0] != snapshot:
-            last[:] = [(snapshot, time.monotonic())]
-        if not quiet or any(r["state"] not in DONE for rs in runs.values() for r in rs):
-            return None
-        if unlabeled_curated(cfg, store):
-            return None
-        return {d: [r for r in rs if r["dag_run_id"] not in before[d]] for d, rs in runs.items()} | {
-            "collection": runs["llm_data_collection"]}
-
+    settled = _settled(s, before, lambda: bool(s.rest("GET", f"backfills/{backfill['id']}", token=s.token())
+                                                .get("completed_at")) and not unlabeled_curated(cfg, store))
     done = _wait("the backfill, the reposts and the runs they start", settled, 480, s, every=3)
+    done["collection"] = _runs(s, s.token(), "llm_data_collection")
     assert [(r["dag_run_id"], r["state"]) for r in done["collection"]] == [(f"e2e__{day}", "success")]
     tok = s.token()
     assert done["llm_annotation"] and all(r["state"] == "success" for r in done["llm_annotation"]), done
@@ -377,6 +390,96 @@ def test_reprocessing_backfill_after_a_curation_change_buys_and_trains_nothing(s
     from mlflow import MlflowClient
 
     assert len(MlflowClient(tracking_uri=s.mlflow).search_model_versions("name = 'support-intent'")) == 1
+
+
+@pytest.mark.timeout(900)
+def test_a_burst_of_curated_events_under_two_schedulers_is_labeled_and_trained_once(stack: ProdStack):
+    """Three partitions' curated versions published at once, their asset events in a burst, while
+    both schedulers run (an event may start a consumer DAG twice: apache/airflow#54491, #63507; one
+    may be dropped while a DAG is at max_active_runs=1: #56050). However many runs the schedulers
+    make of it: each curated version is labeled exactly once, each HIT created once, each training
+    is on data no other run trained on and registers one version, each version is evaluated once
+    and the alias moves at most once per version."""
+    from mlflow import MlflowClient
+
+    from llmops.annotation.jobs import unlabeled_curated
+    from llmops.config import load_config
+    from llmops.storage import S3Store
+    from llmops.versions import VersionWriter, iter_batches
+
+    s, day = stack, stack.day  # type: ignore[attr-defined]
+    assert s.state.get("runs"), "runs after the chain test"  # type: ignore[attr-defined]
+    assert s.components["scheduler"].alive() and s.components["scheduler-2"].alive()
+    client = s.s3_client()
+    store = S3Store(f"s3://{BUCKET}/store", client)
+    cfg = load_config(s.home / "pipeline.yaml")
+    mlflow = MlflowClient(tracking_uri=s.mlflow)
+
+    keys, manifests = functools.partial(_keys, client), functools.partial(_manifests, client)
+
+    # new content can make the export PII scan flag a word of it ("Have a nice day.": LOCATION): such
+    # items are set aside (annotation.pii_rescan: exclude) instead of blocking the whole export
+    import yaml
+
+    data = yaml.safe_load((s.home / "pipeline.yaml").read_text())
+    data["annotation"]["pii_rescan"] = "exclude"
+    (s.home / "pipeline.yaml").write_text(yaml.safe_dump(data))
+    cfg = load_config(s.home / "pipeline.yaml")
+    tok = s.token()
+    before = {d: {r["dag_run_id"] for r in _runs(s, tok, d)} for d in CHAIN}
+    versions_before = {str(v.version) for v in mlflow.search_model_versions("name = 'support-intent'")}
+    # three more days of messages: the first day's, each day signed off differently (new content)
+    from datetime import date, timedelta
+
+    first = min(manifests("curated"), key=lambda m: m["created_at"])
+    rows = [r for b in iter_batches(store, first) for r in b.to_pylist()]
+    burst = []
+    for n, sign_off in enumerate((" Thanks a lot.", " Kind regards.", " Many thanks in advance."), start=2):
+        partition = (date.fromisoformat(day) + timedelta(days=n)).isoformat()
+        writer = VersionWriter(cfg.dataset, "curated", config_hash=f"burst-{n}", extra={"privacy": first["privacy"]})
+        writer.counts.input = len(rows)
+        writer.add_rows([{**r, "id": f"{partition}-{r['id']}", "text": r["text"] + sign_off} for r in rows])
+        burst.append(writer.finish(store, partition=partition))
+    (asset,) = [a for a in s.rest("GET", "assets?limit=100", token=tok)["assets"]
+                if a["uri"] == "x-llmops://datasets/support_messages/curated"]
+    for m in burst:
+        s.rest("POST", "assets/events", token=tok, body={"asset_id": asset["id"], "extra": {
+            "version_id": m["id"], "partition": m["partition"]}})
+
+    done = _wait("the runs the burst starts", _settled(s, before, lambda: not unlabeled_curated(cfg, store)), 780, s,
+                 every=3)
+    assert all(r["state"] == "success" for rs in done.values() for r in rs), done
+    assert done["llm_annotation"] and done["llm_fine_tuning"], done
+    # each curated version of the burst is the parent of exactly one labeled version; none twice
+    parents = [p for m in manifests("labeled") for p in m["parents"]]
+    assert len(parents) == len(set(parents)) and {m["id"] for m in burst} <= set(parents)
+    # each HIT once
+    ledgers = [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+               for k in keys("store/annotations/support_messages/jobs/") if k.endswith("/ledger.json")]
+    in_ledgers = [h["hit_id"] for ledger in ledgers for h in ledger["hits"].values()]
+    assert len(in_ledgers) == len(set(in_ledgers)) == len(keys("store/crowd/local/support_messages/hits/"))
+    # each training on data no other run trained on, one version each
+    trained = [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+               for k in keys("store/training/support_messages/trained/")]
+    in_burst = [t for t in trained if t["run_id"] in {r["dag_run_id"] for r in done["llm_fine_tuning"]}]
+    assert len({t["fingerprint"] for t in trained}) == len(trained)
+    # the three versions were in the store before their events: whichever run selects first labels all
+    # three in one job (a doubled run is the same job), so one training and one new model version
+    assert len(in_burst) == 1, in_burst
+    new_versions = {str(v.version) for v in mlflow.search_model_versions("name = 'support-intent'")} - versions_before
+    assert sorted(new_versions) == sorted(v.split("/")[-1] for t in in_burst for v in t["registered"])
+    assert len(new_versions) == 1
+    # each new version evaluated once; the alias moved at most once per version
+    for version in new_versions:
+        evals = mlflow.search_runs(experiment_ids=[e.experiment_id for e in mlflow.search_experiments()],
+                                   filter_string=f"tags.`llmops.model_version` = '{version}'")
+        assert len(evals) == 1, (version, evals)
+    promotions = [json.loads(client.get_object(Bucket=BUCKET, Key=k)["Body"].read())
+                  for k in keys("store/audit/events/") if "/model_promotion/" in k]
+    moved = [json.dumps(p, sort_keys=True) for p in promotions if str(p.get("details", {}).get("version")) in new_versions]
+    assert len(moved) <= len(new_versions), promotions  # the gate may keep the champion; never two moves
+    print(f"burst: {len(done['llm_annotation'])} annotation, {len(done['llm_fine_tuning'])} fine-tuning "
+          f"({len(in_burst)} trained), {len(done['llm_evaluation'])} evaluation runs")
 
 
 @pytest.mark.timeout(300)
