@@ -223,8 +223,7 @@ def test_chain_on_real_servers_survives_a_scheduler_and_worker_kill(stack: ProdS
     s.state["mlflow_link"] = links["MLflow run"]  # type: ignore[attr-defined]
 
     # versions in S3, through a client that signs with the store's keys ...
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-            for o in page.get("Contents", [])]
+    keys = _keys(client, "")
     for stage in ("raw", "curated", "labeled"):
         manifests = [k for k in keys if k.startswith(f"store/datasets/support_messages/{stage}/versions/")
                      and k.endswith("/manifest.json")]

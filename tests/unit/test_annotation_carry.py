@@ -178,3 +178,26 @@ def test_erasure_scrub_drops_the_erased_records_labels(curated_factory, redactor
     scrub.ids.add(victim)
     new, removed = scrub.scrub(key, store.read_bytes(key))
     assert removed == 1 and new is not None and victim not in new.decode()
+
+
+def test_content_keys_on_text_from_other_languages_and_scripts():
+    """Faker text in eight locales (Latin, Cyrillic, Arabic, Devanagari, CJK scripts): every distinct
+    text gets its own key, and re-typed copies (case, spacing, compatibility forms) keep theirs."""
+    import unicodedata
+
+    from faker import Faker
+
+    ref = "intent@1"
+    texts: set[str] = set()
+    for locale in ("en_US", "de_DE", "tr_TR", "ru_RU", "ar_EG", "hi_IN", "ja_JP", "zh_CN"):
+        fake = Faker(locale)
+        fake.seed_instance(7)
+        texts.update(fake.paragraph(nb_sentences=2) for _ in range(250))
+    canon = {" ".join(unicodedata.normalize("NFKC", t).casefold().split()) for t in texts}
+    keys = {item_key(t, ref) for t in texts}
+    scripts = {unicodedata.name(c).split()[0] for t in texts for c in t if c.isalpha()}
+    assert len(texts) >= 1000 and {"LATIN", "CYRILLIC", "CJK", "HIRAGANA"} <= scripts, scripts
+    assert len(keys) == len(canon)
+    for t in sorted(texts)[::50]:
+        retyped = "  " + unicodedata.normalize("NFKD", t.upper()).replace(" ", " \u3000 ") + "\n"
+        assert item_key(retyped, ref) == item_key(t, ref), t

@@ -12,6 +12,7 @@ from botocore.stub import ANY, Stubber
 from llmops.annotation import jobs
 from llmops.annotation.backends import MTurkBackend
 from llmops.annotation.hits import BudgetExceededError
+from llmops.annotation.items import load_candidates
 from llmops.annotation.localcrowd import LocalCrowd
 
 DAG = "llm_annotation"
@@ -79,7 +80,7 @@ def test_candidates_holding_a_golden_item_are_never_sent_to_the_crowd(curated_fa
     cfg, store, manifest = curated_factory(12, extra_texts={"gold-copy": golden[5]["text"]}, overrides={
         "annotation": {"selection": {"size": 13}, "local": {"delay_s": [0, 0]}},
         "training": {"decontamination": {"enabled": True}}})
-    candidates = jobs.load_candidates(store, manifest, pool=100, seed=0)
+    candidates = load_candidates(store, manifest, pool=100, seed=0)
     _, near = jobs._without_golden_items(cfg, [it for it in candidates if it.id != "gold-copy"])
     plan = _prepare(cfg, store, manifest, redactor)
     # the copy, and the messages the factory wrote that are near duplicates of golden items
@@ -95,7 +96,7 @@ def test_candidates_holding_a_golden_item_are_never_sent_to_the_crowd(curated_fa
     # turned off, the item is a candidate like any other
     off = cfg.model_copy(update={"training": cfg.training.model_copy(update={
         "decontamination": cfg.training.decontamination.model_copy(update={"enabled": False})})})
-    kept, excluded = jobs._without_golden_items(off, jobs.load_candidates(store, manifest, pool=100, seed=0))
+    kept, excluded = jobs._without_golden_items(off, load_candidates(store, manifest, pool=100, seed=0))
     assert excluded == {} and "gold-copy" in {it.id for it in kept}
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from llmops.config import expand_vars
 
 __all__ = ["Item", "PROJECT_DIR", "item_from_row", "iter_items", "load_candidates", "load_gold", "rank_key",
-           "resolve_path"]
+           "resolve_path", "sample_items"]
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 
@@ -62,29 +62,26 @@ def rank_key(seed: int | str, item_id: str) -> str:
     return hashlib.sha256(f"{seed}:{item_id}".encode()).hexdigest()
 
 
-def _rows(store: Any, manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    from llmops.versions import iter_batches
-
-    for batch in iter_batches(store, manifest):
-        yield from batch.to_pylist()
-
-
 def load_candidates(store: Any, manifest: dict[str, Any], *, pool: int, seed: int,
                     exclude: Iterable[str] = ()) -> list[Item]:
     """At most ``pool`` records of a curated version, a seeded uniform sample (streamed; memory
     holds ``pool`` records). ``exclude`` drops ids that were labeled before."""
     skip = set(exclude)
-    heap: list[tuple[str, int, dict[str, Any]]] = []  # max-heap on the rank key via negation trick
-    for n, row in enumerate(_rows(store, manifest)):
-        if row["id"] in skip:
-            continue
-        key = rank_key(seed, row["id"])
+    return sample_items((it for it in iter_items(store, manifest) if it.id not in skip), pool=pool, seed=seed)
+
+
+def sample_items(items: Iterable[Item], *, pool: int, seed: int) -> list[Item]:
+    """At most ``pool`` of ``items``, a seeded uniform sample by :func:`rank_key` (streamed: memory
+    holds ``pool`` items), in rank order."""
+    heap: list[tuple[str, int, Item]] = []
+    for n, it in enumerate(items):
+        key = rank_key(seed, it.id)
         inverted = "".join(f"{15 - int(c, 16):x}" for c in key)  # heapq is a min-heap: keep smallest keys
         if len(heap) < pool:
-            heapq.heappush(heap, (inverted, n, row))
+            heapq.heappush(heap, (inverted, n, it))
         elif inverted > heap[0][0]:
-            heapq.heapreplace(heap, (inverted, n, row))
-    return [item_from_row(row) for _, _, row in sorted(heap, reverse=True)]
+            heapq.heapreplace(heap, (inverted, n, it))
+    return [it for _, _, it in sorted(heap, reverse=True)]
 
 
 def item_from_row(r: dict[str, Any]) -> Item:
@@ -95,8 +92,11 @@ def item_from_row(r: dict[str, Any]) -> Item:
 
 def iter_items(store: Any, manifest: dict[str, Any]) -> Iterator[Item]:
     """Every record of a dataset version as an :class:`Item` (streamed)."""
-    for row in _rows(store, manifest):
-        yield item_from_row(row)
+    from llmops.versions import iter_batches
+
+    for batch in iter_batches(store, manifest):
+        for row in batch.to_pylist():
+            yield item_from_row(row)
 
 
 def load_gold(path: str | None, labels: list[str]) -> list[Item]:

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,7 +38,7 @@ from llmops.annotation.hits import (
     render_question,
     request_token,
 )
-from llmops.annotation.items import Item, iter_items, load_candidates, load_gold
+from llmops.annotation.items import Item, iter_items, load_gold, sample_items
 from llmops.annotation.labelindex import (
     LabelEntry,
     item_key,
@@ -228,24 +228,33 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
     index = load_index(store, cfg.dataset, ref)
     labeled_parents = None if focus else _labeled_curated(cfg, store)
     before: dict[str, tuple[Item, LabelEntry]] = {}
-    skip: set[str] = set()
+    seen: set[str] = set()
     quota = 0
     shares: dict[str, Any] = {}
-    for manifest in manifests:
+    candidates: list[Item] = []
+    for manifest in manifests:  # one pass over each version: keys, earlier labels and the candidate sample
         earlier = [] if labeled_parents is None else [
             m for m in labeled_parents.get(manifest.get("partition") or "", []) if m["id"] != manifest["id"]]
         old_keys = _content_keys(store, earlier, ref)
         n_new = kept_here = 0
-        for it in iter_items(store, manifest):
-            key = item_key(it.text, ref)
-            entry = index.get(key)
-            if entry is not None and it.id not in before:
-                before[it.id] = (it, entry)
-                kept_here += relabel_reason(entry, a.task.labels, a.relabel) is None
-            if key in old_keys:
-                skip.add(it.id)  # content the partition's labeled version held: sampled then
-            else:
-                n_new += 1
+
+        def fresh(manifest: dict[str, Any] = manifest, old_keys: set[str] = old_keys) -> Iterator[Item]:
+            nonlocal n_new, kept_here
+            for it in iter_items(store, manifest):
+                key = item_key(it.text, ref)
+                entry = index.get(key)
+                if entry is not None and it.id not in before:
+                    before[it.id] = (it, entry)
+                    kept_here += relabel_reason(entry, a.task.labels, a.relabel) is None
+                old = key in old_keys  # content the partition's labeled version held: sampled then
+                n_new += not old
+                if not old and it.id not in before and it.id not in seen:
+                    seen.add(it.id)
+                    yield it
+
+        for it in sample_items(fresh(), pool=a.selection.candidate_pool, seed=a.selection.seed):
+            if not focus or _in_focus(it, focus):
+                candidates.append(it)
         if earlier:
             n_old = max(m["counts"]["kept"] for m in earlier)
             share = min(a.selection.size, math.ceil(a.selection.size * n_new / max(1, n_old)))
@@ -257,14 +266,6 @@ def prepare_job(cfg: PipelineConfig, *, store: Any, curated_version_id: str | Se
         quota += share
     relabel = {i: r for i, (_, e) in before.items()
                if (r := relabel_reason(e, a.task.labels, a.relabel)) is not None}
-    skip |= set(before)
-    candidates: list[Item] = []
-    for manifest in manifests:
-        for it in load_candidates(store, manifest, pool=a.selection.candidate_pool, seed=a.selection.seed,
-                                  exclude=skip):
-            skip.add(it.id)
-            if not focus or _in_focus(it, focus):
-                candidates.append(it)
     due = [it for i, (it, _) in sorted(before.items()) if i in relabel and (not focus or _in_focus(it, focus))]
     if focus:
         log.info("annotation job %s: %d candidates in focus %s", job_id, len(candidates), focus)
