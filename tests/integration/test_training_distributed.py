@@ -94,8 +94,13 @@ def test_two_process_run_survives_sigkill_and_resumes(tmp_path, tiny_training, s
     assert killed_at < STEPS and not (run_dir / "train_result.json").exists()
     assert not any(c > killed_at + SAVE_STEPS for c in _checkpoints(run_dir)), "a worker survived"
 
+    start = log.stat().st_size
     proc = _launch(cfg_path, log)
     assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
+    resumed_log = log.read_text()[start:]
+    # both workers left the world cleanly: none aborted in its teardown after finishing
+    assert "terminate called" not in resumed_log and "SIGABRT" not in resumed_log, resumed_log[-4000:]
+    assert resumed_log.count(f'"global_step": {STEPS}') == 2, resumed_log[-4000:]
     result = json.loads((run_dir / "train_result.json").read_text())
     assert result["global_step"] == STEPS and result["world_size"] == 2
     assert result["resumed_from"] is not None and int(result["resumed_from"].split("-")[1]) >= killed_at

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 
@@ -39,5 +40,37 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code(summary)
 
 
+def leave_world() -> bool:
+    """End a launcher-made world before the interpreter exits: wait for every rank, then destroy the
+    process group (through DeepSpeed when it made it, so its cached groups go too). A worker that exits
+    with the group alive can abort in its communication threads' destructors ("terminate called without
+    an active exception", SIGABRT) after its work is done, and the launcher then fails the whole run.
+    True when there was a world to leave."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return False
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    try:
+        dist.barrier()
+    except Exception as exc:  # a rank that is gone: the group is still destroyed below
+        logging.getLogger(__name__).warning("leaving the process group without a barrier: %s", exc)
+    ds_comm = sys.modules.get("deepspeed.comm.comm")
+    if ds_comm is not None and getattr(ds_comm, "cdb", None) is not None:
+        ds_comm.destroy_process_group()
+    else:
+        dist.destroy_process_group()
+    return True
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    if leave_world():
+        # the work and its outputs are complete and flushed; skip the interpreter's teardown of native
+        # threads and extension modules, the other place a finished worker can abort
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
