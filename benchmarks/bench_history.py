@@ -19,7 +19,7 @@ the rest new. The lookup is the one merge does for a partition (``HistoryIndex.o
 child process: its peak RSS (``ru_maxrss``) is that of the lookup; its RSS after the imports is
 reported as the baseline. Each lookup runs ``--repeats`` times (the fastest is reported, the peak RSS
 is the largest). Reported per level and query size: seconds, microseconds per query
-document, row groups read / total and rows read (``HistoryIndex.stats``), the recall on the planted
+document, blocks read / total, keys read and segments consulted (``HistoryIndex.stats``), the recall on the planted
 repeats and false hits on the new documents. The history files were written just before each
 lookup, so they are read from the OS page cache.
 """
@@ -69,7 +69,6 @@ def status_mib(field):
     return float("nan")
 
 import numpy as np
-import pyarrow.parquet  # noqa: F401
 from llmops.curate.history import HistoryIndex, exact_halves
 from llmops.storage import LocalStore
 
@@ -112,7 +111,7 @@ runs, docs = len(history), history.docs
 history.close()
 
 def steps_stats():
-    out, prev = {}, {"row_groups_read": 0, "row_groups_total": 0, "rows_read": 0}
+    out, prev = {}, {k: 0 for k in stats}
     for name, cur in (("exact", stats_at["exact"]), ("near", stats_at["near"]), ("ids", stats)):
         out[name] = {k: cur[k] - prev[k] for k in cur}
         prev = cur
@@ -216,14 +215,13 @@ def disk_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def index_row_groups(root: Path) -> dict[str, int]:
-    """Row groups of every run's files, by file."""
-    import pyarrow.parquet as pq
-
-    out: dict[str, int] = {}
-    for path in sorted(root.rglob("*.parquet")):
-        out[path.name] = out.get(path.name, 0) + pq.ParquetFile(path).metadata.num_row_groups
-    return out
+def index_segments(root: Path) -> list[dict[str, Any]]:
+    """The index's segments after the writes (and the compactions they started): runs and documents."""
+    out = []
+    for path in sorted(root.rglob("segment.json")):
+        meta = json.loads(path.read_text())
+        out.append({"name": path.parent.name, "runs": len(meta["runs"]), "docs": meta["docs"]})
+    return sorted(out, key=lambda m: -m["docs"])
 
 
 def main() -> int:
@@ -294,7 +292,7 @@ def main() -> int:
                           "write_run_s": round(write_s, 1), "cumulative_s": round(build_total, 1),
                           "disk_bytes": size, "disk_gb": round(size / 1e9, 3),
                           "bytes_per_doc": round(size / level, 1)},
-                "index_row_groups": index_row_groups(store_root),
+                "segments": index_segments(store_root),
                 "queries": {},
             }
             for q in query_sizes:
@@ -311,13 +309,10 @@ def main() -> int:
                     "seconds_all": [round(g["seconds"], 3) for g in runs],
                     "us_per_doc": round(got["seconds"] / q * 1e6, 1),
                     "steps_s": {k: round(v, 3) for k, v in got["steps_s"].items()},
-                    "row_groups_read": st["row_groups_read"], "row_groups_total": st["row_groups_total"],
-                    "row_groups_read_share": round(st["row_groups_read"] / max(1, st["row_groups_total"]), 4),
-                    # uniform band keys: the share of a run's band row groups that hold a queried key
-                    "band_groups_expected_share": round(
-                        1 - math.exp(-q * near.bands / math.ceil(per * near.bands / history_mod.KEY_ROW_GROUP)), 4),
-                    "index_row_groups_total": sum(entry["index_row_groups"].values()),
-                    "rows_read": st["rows_read"],
+                    "segments": st["segments"],
+                    "blocks_read": st["blocks_read"], "blocks_total": st["blocks_total"],
+                    "blocks_read_share": round(st["blocks_read"] / max(1, st["blocks_total"]), 4),
+                    "keys_read": st["keys_read"],
                     "steps_stats": got["steps_stats"],
                     "rss_after_imports_mib": round(got["rss_after_imports_mib"], 1),
                     "peak_rss_after_imports_mib": round(got["peak_after_imports_mib"], 1),
@@ -340,9 +335,9 @@ def main() -> int:
         per_q = {}
         for q in map(str, query_sizes):
             ratio = entry["queries"][q]["us_per_doc"] / base["queries"][q]["us_per_doc"]
-            rows = entry["queries"][q]["rows_read"] / base["queries"][q]["rows_read"]
+            rows = entry["queries"][q]["keys_read"] / base["queries"][q]["keys_read"]
             per_q[q] = {"per_doc_cost_ratio": round(ratio, 2), "sub_linear": ratio < h_ratio,
-                        "rows_read_ratio": round(rows, 2)}
+                        "keys_read_ratio": round(rows, 2)}
         comparison[f"{entry['history_docs']}_vs_{base['history_docs']}"] = {"history_ratio": h_ratio, **per_q}
     peak = max(qr["peak_rss_mib"] for e in results for qr in e["queries"].values())
     keys_per_run = per * near.bands
@@ -353,12 +348,9 @@ def main() -> int:
         "repeats": args.repeats,
         "planted": {"exact_share": 0.01, "near_share": 0.01, "near_changed_values": args.near_changed,
                     "need": near.need, "num_perm": NUM_PERM},
-        "index": {"bands": near.bands, "rows": near.rows, "key_row_group": history_mod.KEY_ROW_GROUP,
-                  "doc_row_group": history_mod.DOC_ROW_GROUP,
-                  "read_groups": getattr(history_mod, "READ_GROUPS", None), "cap": args.cap,
-                  "band_row_groups_per_run": math.ceil(keys_per_run / history_mod.KEY_ROW_GROUP),
-                  "exact_row_groups_per_run": math.ceil(per / history_mod.KEY_ROW_GROUP),
-                  "doc_row_groups_per_run": math.ceil(per / history_mod.DOC_ROW_GROUP)},
+        "index": {"bands": near.bands, "rows": near.rows, "block": history_mod.BLOCK, "chunk": history_mod.CHUNK,
+                  "fanout": history_mod.FANOUT, "cap": args.cap,
+                  "band_blocks_per_run": math.ceil(keys_per_run / history_mod.BLOCK)},
         "results": results,
         "vs_first_level": comparison,
         "per_doc_cost_sub_linear": all(v[q]["sub_linear"] for v in comparison.values() for q in map(str, query_sizes)),
@@ -375,14 +367,14 @@ def main() -> int:
     write_result(args.out, result)
 
     print(f"\nhistory index, {per:,} documents per partition, query partitions of {query_sizes} documents "
-          "(groups read: of the row groups of the files consulted, HistoryIndex.stats)")
+          "(blocks read: of the blocks of the segments consulted, HistoryIndex.stats)")
     print(f"{'history':>10} {'build s':>8} {'disk GB':>8} " + " ".join(
-        f"{f'us/doc q={q}':>12} {'groups read':>17} {'peak MiB':>8} {'recall e/n':>10}" for q in query_sizes))
+        f"{f'us/doc q={q}':>12} {'blocks read':>17} {'peak MiB':>8} {'recall e/n':>10}" for q in query_sizes))
     for e in results:
         cells = []
         for q in map(str, query_sizes):
             r = e["queries"][q]
-            cells.append(f"{r['us_per_doc']:12.1f} {r['row_groups_read']:>8}/{r['row_groups_total']:<8} "
+            cells.append(f"{r['us_per_doc']:12.1f} {r['blocks_read']:>8}/{r['blocks_total']:<8} "
                          f"{r['peak_rss_mib']:8.0f} {r['exact_recall']:4.2f}/{r['near_recall']:<5.2f}")
         print(f"{e['history_docs']:>10,} {e['build']['seconds']:8.1f} {e['build']['disk_gb']:8.2f} " + " ".join(cells))
     for name, v in comparison.items():

@@ -1,7 +1,7 @@
 """The ``llmops`` command: every stage from a shell, a pod or CI, with the same code Airflow runs.
 
     llmops curate INPUT... --out DIR [--config FILE]
-    llmops collect --partition 2026-11-25 [--config FILE]      (raw + curated versions in the store)
+    llmops collect --partition 2026-11-25 [--config FILE] [--workers N]   (raw + curated versions in the store)
     llmops annotate --curated VERSION... [--backend local|mturk] [--no-wait] [--json]   (label on the crowd)
     llmops annotate --status JOB                                   (HITs, assignments, cost so far, deadline)
     llmops sample-data --out DIR [--seed 0] [--records-per-day 200] [--days 3]
@@ -143,7 +143,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     raw = collect_raw(cfg, store=store, partition=args.partition, producer=producer)
     print(_summary(raw, store.url(f"datasets/{cfg.dataset}/raw/versions/{raw['id']}")))
     curated = curate_version(cfg, store=store, raw_version_id=raw["id"], partition=args.partition,
-                             producer=producer)
+                             producer=producer, workers=args.workers)
     print(_summary(curated, store.url(f"datasets/{cfg.dataset}/curated/versions/{curated['id']}")))
     return 0
 
@@ -529,6 +529,16 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a whole number of at least 1")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmops", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -544,6 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help="collect configured sources for a partition, then curate")
     p.add_argument("--partition", required=True, help="partition key, e.g. the run's date 2026-11-25")
     p.add_argument("--config", metavar="FILE")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="curate the raw version's shards (curation.shard_rows) in N local processes (default 1)")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("train", help="fine-tune a model on a labeled version (DeepSpeed; CPU or GPUs)")

@@ -125,22 +125,69 @@ def curate_version(
     producer: dict[str, Any],
     redactor: Any | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Curate the ``raw`` version ``raw_version_id`` into a ``curated`` version, in this process:
-    every shard (:func:`llmops.curate.shards.curate_shard`, staged in a local temporary folder),
-    then the merge – what ``llm_data_collection`` runs as mapped tasks on many workers."""
+    """Curate the ``raw`` version ``raw_version_id`` into a ``curated`` version: every shard
+    (:func:`llmops.curate.shards.curate_shard`, staged in a local temporary folder), then the merge –
+    what ``llm_data_collection`` runs as mapped tasks on many workers. With ``workers`` > 1 the shards
+    are curated by that many local processes (each builds its own PII redactor from ``cfg``, so
+    ``redactor`` must be None); the version is the same as with one."""
     from llmops.curate.shards import curate_shard, merge_shards, shard_count
     from llmops.storage import LocalStore
 
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
     raw = read_manifest(store, cfg.dataset, "raw", raw_version_id)
-    if redactor is None:
-        redactor = make_redactor(cfg)
+    shards = shard_count(raw)
     with tempfile.TemporaryDirectory(prefix="llmops-curate-") as tmp:
         staging = LocalStore(tmp)
-        for index in range(shard_count(raw)):
-            curate_shard(cfg, store=store, raw=raw, index=index, staging=staging, redactor=redactor)
+        if workers > 1 and shards > 1:
+            if redactor is not None:
+                raise ValueError("workers > 1 builds a redactor in each process from cfg; pass redactor=None")
+            _curate_shards_in_processes(cfg, store, raw, staging, min(workers, shards))
+        else:
+            if redactor is None:
+                redactor = make_redactor(cfg)
+            for index in range(shards):
+                curate_shard(cfg, store=store, raw=raw, index=index, staging=staging, redactor=redactor)
         return merge_shards(cfg, store=store, raw=raw, partition=partition, producer=producer, staging=staging,
                             progress=progress)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _shard_worker_init(cfg: PipelineConfig, store: ObjectStore | None) -> None:
+    _WORKER["cfg"] = cfg
+    _WORKER["store"] = store if store is not None else open_config_store(cfg)
+    _WORKER["redactor"] = make_redactor(cfg)
+
+
+def _shard_worker(raw: dict[str, Any], index: int, staging_root: str) -> dict[str, Any]:
+    from llmops.curate.shards import curate_shard
+    from llmops.storage import LocalStore
+
+    return curate_shard(_WORKER["cfg"], store=_WORKER["store"], raw=raw, index=index,
+                        staging=LocalStore(staging_root), redactor=_WORKER["redactor"])
+
+
+def _curate_shards_in_processes(cfg: PipelineConfig, store: ObjectStore, raw: dict[str, Any], staging: Any,
+                                workers: int) -> None:
+    """The shards of ``raw`` by ``workers`` spawned processes (a fresh interpreter each: no state of
+    this one is inherited), shard by shard as processes free up."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from llmops.curate.shards import shard_count
+    from llmops.storage import LocalStore
+
+    local = store if isinstance(store, LocalStore) else None  # an S3 client is opened again in each process
+    root = str(staging.local_path(""))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_shard_worker_init, initargs=(cfg, local)) as pool:
+        n = shard_count(raw)
+        for _ in pool.map(_shard_worker, [raw] * n, range(n), [root] * n):
+            pass  # each shard logs its own summary; an error in one is raised here
 
 
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -91,6 +91,21 @@ def test_four_shards_give_the_same_version_content_as_one(tmp_path: Path, source
     assert [k for k in s4.list("datasets/support_messages/staging") if not k.endswith("merged.json")] == []
 
 
+def test_shards_curated_by_two_local_processes_give_the_same_version(tmp_path: Path, source: Path):
+    """``llmops collect --workers 2``: the shards by two spawned processes, the same version."""
+    _, _, _, one_proc = _curate(tmp_path / "one", source, 20)
+    cfg = _config(tmp_path / "two", source, 20)
+    store = LocalStore(tmp_path / "two" / "store")
+    raw = collect_raw(cfg, store=store, partition=DAY, producer={"kind": "test"})
+    two = curate_version(cfg, store=store, raw_version_id=raw["id"], partition=DAY, producer={"kind": "test"},
+                         workers=2)
+    assert two["shards"] == 4 and two["counts"] == one_proc["counts"]
+    assert [f["sha256"] for f in two["files"]] == [f["sha256"] for f in one_proc["files"]]
+    assert two["id"] == one_proc["id"]
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        curate_version(cfg, store=store, raw_version_id=raw["id"], partition=DAY, producer={}, workers=0)
+
+
 def test_sharded_curation_keeps_what_one_streaming_process_keeps(tmp_path: Path, source: Path):
     cfg, store, _, four = _curate(tmp_path / "four", source, 20)
     streamed = curate_paths([source], tmp_path / "streamed", cfg)
@@ -209,7 +224,7 @@ def test_a_later_day_counts_reposts_of_earlier_days_and_a_backfill_is_determinis
         "exact_duplicate": 1, "near_duplicate_history": 1}
 
 
-def test_history_lookups_read_only_the_row_groups_that_can_match(tmp_path: Path):
+def test_history_lookups_read_only_the_blocks_that_can_match(tmp_path: Path):
     import numpy as np
 
     from llmops.curate.history import HistoryIndex, exact_halves, write_run
@@ -233,8 +248,8 @@ def test_history_lookups_read_only_the_row_groups_that_can_match(tmp_path: Path)
     q_fps = fps[[42, 7]].copy()
     q_fps[1] ^= 0xFF  # shares its bands but not its fingerprints: not a duplicate
     assert history.near(bands[[42, 7]], q_fps, params=params, need=near.need) == {0: (0, 42)}
-    read, total = history.stats["row_groups_read"], history.stats["row_groups_total"]
-    assert read <= 40 < total, history.stats  # a handful of row groups per lookup, out of hundreds
+    read, total = history.stats["blocks_read"], history.stats["blocks_total"]
+    assert read <= 40 < total, history.stats  # a handful of blocks per lookup, out of thousands
     assert history.ids(0, np.array([42])) == {42: "r42"}
     # other MinHash parameters: not compared; partitions on or after the day asked for: not seen
     assert history.near(bands[[42]], fps[[42]], params={**params, "n": 3}, need=near.need) == {}
@@ -243,3 +258,160 @@ def test_history_lookups_read_only_the_row_groups_that_can_match(tmp_path: Path)
     assert len(HistoryIndex.open(store, "d", before="2026-11-03", horizon_days=2)) == 1
     assert len(HistoryIndex.open(store, "d", before="2026-11-04", horizon_days=2)) == 0
     history.close()
+
+
+def _random_run(rng, n: int, bands: int):
+    import numpy as np
+
+    digests = [rng.bytes(16) for _ in range(n)]
+    keys = rng.integers(0, 2**63, size=(n, bands), dtype=np.int64).astype(np.uint64)
+    fps = rng.integers(0, 256, size=(n, 128), dtype=np.uint8)
+    return digests, keys, fps
+
+
+def test_compaction_merges_segments_without_changing_an_answer(tmp_path: Path):
+    """Nine one-day runs are compacted into size tiers; every lookup, for any day, gives what the
+    uncompacted runs gave; a re-published day and an erasure hold in merged segments too."""
+    import numpy as np
+
+    from llmops.curate import history as h
+    from llmops.curate.minhash import NearDupIndex
+
+    store = LocalStore(tmp_path)
+    rng = np.random.default_rng(11)
+    near = NearDupIndex(0.8, 128)
+    params = {"num_perm": 128, "kind": "char", "n": 5, "seed": 1, "bands": near.bands, "rows": near.rows,
+              "fingerprint_bits": 8}
+    days = [f"2026-11-{d:02d}" for d in range(1, 10)]
+    data = {}
+    for k, day in enumerate(days):
+        data[day] = _random_run(rng, 3_000, near.bands)
+        digests, keys, fps = data[day]
+        # day 5 repeats a record of day 2: the earliest is the answer wherever the two are stored
+        if day == "2026-11-05":
+            digests[9], keys[9], fps[9] = data["2026-11-02"][0][4], data["2026-11-02"][1][4], data["2026-11-02"][2][4]
+        h.write_run(store, "d", partition=day, version_id=f"v{k}", ids=[f"{day}/{i}" for i in range(3_000)],
+                    exact=digests, bands=keys, fps=fps, params=params, compaction=False)
+
+    def answers(before: str) -> tuple:
+        idx = h.HistoryIndex.open(store, "d", before=before)
+        picks = [("2026-11-02", 4), ("2026-11-05", 9), ("2026-11-07", 2999), ("2026-11-09", 0)]
+        digests = [data[d][0][i] for d, i in picks] + [rng.bytes(16)]
+        hi, lo = h.exact_halves(digests)
+        ex = idx.exact(hi, lo)
+        bands = np.stack([data[d][1][i] for d, i in picks])
+        bands[:, 1:] = 0  # one shared band is enough to be a candidate
+        fps = np.stack([data[d][2][i] for d, i in picks])
+        ne = idx.near(bands, fps, params=params, need=near.need)
+        named = {q: (idx.runs[r]["partition"], idx.ids(r, np.array([d]))[d]) for q, (r, d) in ex.items()}
+        out = (len(idx), idx.docs, ex, ne, named, idx.stats["segments"])
+        idx.close()
+        return out
+
+    before = {day: answers(day) for day in ("2026-11-03", "2026-11-06", "2026-11-10")}
+    assert before["2026-11-10"][5] == 9  # one segment per run
+    assert before["2026-11-10"][4][0] == ("2026-11-02", "2026-11-02/4")
+    assert before["2026-11-10"][4][1] == ("2026-11-02", "2026-11-02/4")  # day 5's copy is not the earliest
+    assert before["2026-11-03"][2] == {0: (1, 4), 1: (1, 4)}  # a backfill of day 3 sees days 1 and 2 only
+
+    merged = h.compact(store, "d")
+    assert [m["runs"] for m in merged] == [4, 4]  # 9 runs of 3,000: two merges of four (tier 5 -> 6)
+    segments = h._segment_names(store, "d")
+    assert len(segments) == 3 and sum(s.startswith("m-") for s in segments) == 2
+    after = {day: answers(day) for day in before}
+    for day in before:
+        assert after[day][:5] == before[day][:5], day
+    assert after["2026-11-10"][5] == 3
+
+    # day 3 re-published with other content: its old keys are no longer answers, also inside a merged segment
+    digests, keys, fps = _random_run(rng, 500, near.bands)
+    h.write_run(store, "d", partition="2026-11-03", version_id="v2b", ids=[f"b/{i}" for i in range(500)],
+                exact=digests, bands=keys, fps=fps, params=params, compaction=False)
+    idx = h.HistoryIndex.open(store, "d", before="2026-11-10")
+    hi, lo = h.exact_halves([data["2026-11-03"][0][7], digests[7]])
+    assert idx.exact(hi, lo) == {1: (2, 7)} and idx.runs[2]["version_id"] == "v2b"
+    idx.close()
+    h.compact(store, "d", full=True)  # everything into one segment: the superseded run is dropped
+    (only,) = h._segment_names(store, "d")
+    meta = json.loads(store.read_bytes(f"datasets/d/dedup_index/segments/{only}/segment.json"))
+    assert [r["version_id"] for r in meta["runs"]] == ["v0", "v1", "v2b", "v3", "v4", "v5", "v6", "v7", "v8"]
+
+    # erasure inside the merged segment: the record's keys and id are gone, the rest answers as before
+    assert h.erase_records(store, "d", {"2026-11-02/4", "2026-11-09/0"}) == 2
+    assert h.erase_records(store, "d", {"2026-11-02/4"}) == 0
+    idx = h.HistoryIndex.open(store, "d", before="2026-11-10")
+    hi, lo = h.exact_halves([data["2026-11-02"][0][4], data["2026-11-09"][0][0], data["2026-11-07"][0][2999]])
+    got = idx.exact(hi, lo)
+    assert got == {0: (4, 9), 2: (6, 2999)}  # day 5's copy of the erased record is a record of its own
+    assert idx.ids(1, np.array([4])) == {} and idx.ids(6, np.array([2999])) == {2999: "2026-11-07/2999"}
+    idx.close()
+    for name in h._segment_names(store, "d"):
+        seg = h._local_segment(store, "d", name)
+        names = seg.ids(np.arange(seg.docs))
+        assert "2026-11-02/4" not in names and "2026-11-09/0" not in names and names.count("") == 2
+        seg.close()
+
+
+def test_an_s3_index_is_read_from_local_copies_and_pruned_after_compaction(tmp_path: Path, s3_client, monkeypatch):
+    import numpy as np
+
+    from llmops.curate import history as h
+    from llmops.storage import S3Store
+
+    monkeypatch.setenv("LLMOPS_INDEX_CACHE", str(tmp_path / "cache"))
+    s3_client.create_bucket(Bucket="lake")
+    store = S3Store("s3://lake/llmops", s3_client)
+    rng = np.random.default_rng(5)
+    data = []
+    for k in range(4):
+        digests, keys, fps = _random_run(rng, 200, 9)
+        data.append(digests)
+        h.write_run(store, "d", partition=f"2026-11-0{k + 1}", version_id=f"v{k}", ids=[f"{k}/{i}" for i in range(200)],
+                    exact=digests, bands=keys, fps=fps, params={"bands": 9}, compaction=k < 3)
+        idx = h.HistoryIndex.open(store, "d", before="2026-12-01")
+        hi, lo = h.exact_halves([data[0][3], digests[5]])
+        assert idx.exact(hi, lo) == {0: (0, 3), 1: (k, 5)}
+        idx.close()
+    cache = h._cache_dir(store, "d")
+    assert sorted(p.name for p in cache.iterdir()) == ["run-v0", "run-v1", "run-v2", "run-v3"]
+    (merged,) = h.compact(store, "d")
+    idx = h.HistoryIndex.open(store, "d", before="2026-12-01")
+    assert idx.stats["segments"] == 1 and idx.ids(3, np.array([199])) == {199: "3/199"}
+    idx.close()
+    assert [p.name for p in cache.iterdir()] == [merged["name"]]  # the replaced copies are gone
+    assert not [k for k in store.list("datasets/d/dedup_index/segments/") if "/run-" in k]
+
+
+def test_an_index_in_the_earlier_parquet_layout_is_converted_on_first_use(tmp_path: Path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llmops.curate import history as h
+
+    store = LocalStore(tmp_path)
+    rng = np.random.default_rng(8)
+    digests, keys, fps = _random_run(rng, 300, 9)
+    hi, lo = h.exact_halves(digests)
+    run = tmp_path / "datasets/d/dedup_index/runs/v0"
+    run.mkdir(parents=True)
+    o = np.lexsort((lo, hi))
+    pq.write_table(pa.table({"hi": hi[o], "lo": lo[o], "doc": np.arange(300, dtype=np.int32)[o]}), run / "exact.parquet")
+    flat = keys.view(np.int64).ravel()
+    o = np.argsort(flat)
+    pq.write_table(pa.table({"key": flat[o], "doc": np.repeat(np.arange(300, dtype=np.int32), 9)[o]}),
+                   run / "bands.parquet")
+    pq.write_table(pa.table({"doc": np.arange(300, dtype=np.int32), "id": [f"r{i}" for i in range(300)],
+                             "fps": pa.FixedSizeListArray.from_arrays(pa.array(fps.ravel()), 128)}), run / "docs.parquet")
+    (run / "run.json").write_text(json.dumps({"partition": "2026-11-01", "version_id": "v0", "docs": 300,
+                                              "near": {"bands": 9}}))
+    store.write_bytes("datasets/d/dedup_index/partitions/2026-11-01.json",
+                      json.dumps({"partition": "2026-11-01", "version_id": "v0"}).encode())
+    idx = h.HistoryIndex.open(store, "d", before="2026-11-02")
+    q = keys[[17]].copy()
+    q[0, 1:] = 0
+    assert idx.exact(hi[[250]], lo[[250]]) == {0: (0, 250)}
+    assert idx.near(q, fps[[17]], params={"bands": 9}, need=100) == {0: (0, 17)}
+    assert idx.ids(0, np.array([17])) == {17: "r17"}
+    idx.close()
+    assert h._segment_names(store, "d") == ["run-v0"]

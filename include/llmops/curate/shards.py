@@ -330,8 +330,8 @@ def _history_drops(cfg: PipelineConfig, files: list[tuple[Path, Path]], history:
         drops[pos] = _Drop("duplicates", "dedup", reason, f"{kind} duplicate of {names[r].get(doc, '?')} "
                                                           f"(partition {history.runs[r]['partition']})")
     log.info("history: %d of the partition's records repeat one kept in %d earlier partition(s) (%d records); "
-             "index row groups read %s of %s", len(drops), len(history), history.docs,
-             history.stats["row_groups_read"], history.stats["row_groups_total"])
+             "index blocks read %s of %s in %s segment(s)", len(drops), len(history), history.docs,
+             history.stats["blocks_read"], history.stats["blocks_total"], history.stats["segments"])
     return drops
 
 
