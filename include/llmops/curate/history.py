@@ -155,9 +155,10 @@ class _Segment:
             base = getattr(arr, "_mmap", None) if isinstance(arr, np.memmap) else None
             if base is None and isinstance(arr.base, np.memmap):
                 base = getattr(arr.base, "_mmap", None)
-            if base is not None and hasattr(base, "madvise"):
+            dontneed = getattr(mmap, "MADV_DONTNEED", None)
+            if base is not None and dontneed is not None and hasattr(base, "madvise"):
                 with contextlib.suppress(OSError, ValueError):
-                    base.madvise(mmap.MADV_DONTNEED)
+                    base.madvise(dontneed)
 
     def match(self, column: str, query: np.ndarray, stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
         """Every entry of the sorted key column ``column`` (``exact_hi`` or ``band_key``) equal to one
@@ -235,13 +236,17 @@ class _Writer:
     def documents(self, run: int, ids: Sequence[str], fps: np.ndarray | None) -> None:
         encoded = [i.encode() for i in ids]
         lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
-        self._fh["id_off"].write((self.id_bytes + np.cumsum(lengths)).tobytes())
-        self._fh["id_data"].write(b"".join(encoded))
+        self.documents_raw(run, lengths, b"".join(encoded), fps)
+
+    def documents_raw(self, run: int, lengths: np.ndarray, data: bytes, fps: np.ndarray | None) -> None:
+        """Documents given as their ids' UTF-8 lengths and bytes (copied from another segment as is)."""
+        self._fh["id_off"].write((self.id_bytes + np.cumsum(lengths, dtype=np.int64)).tobytes())
+        self._fh["id_data"].write(data)
         self.id_bytes += int(lengths.sum())
-        self._fh["doc_run"].write(np.full(len(encoded), run, np.int32).tobytes())
+        self._fh["doc_run"].write(np.full(len(lengths), run, np.int32).tobytes())
         if fps is not None and "fps" in self._fh:
             self._fh["fps"].write(np.ascontiguousarray(fps, np.uint8).tobytes())
-        self.docs += len(encoded)
+        self.docs += len(lengths)
 
     def close(self, meta: dict[str, Any]) -> None:
         for fh in self._fh.values():
@@ -427,7 +432,7 @@ class HistoryIndex:
             meta = json.loads(store.read_bytes(f"{_segments_prefix(dataset)}/{name}/segment.json"))
             metas.append((name, meta))
         # the fewest segments that hold every wanted run: largest first, each run from one segment
-        metas.sort(key=lambda nm: (-int(nm[1]["docs"]), nm[0]))
+        metas.sort(key=lambda nm: (-int(nm[1]["docs"]), -int(nm[1].get("generation", 0)), nm[0]))
         chosen: dict[str, tuple[str, dict[str, Any]]] = {}
         picked: list[tuple[str, dict[str, Any], set[str]]] = []
         for name, meta in metas:
@@ -608,15 +613,18 @@ def _merge(store: Any, dataset: str, inputs: list[_Segment], *, live: dict[str, 
             a, b = int(seg.starts[k]), int(seg.starts[k + 1])
             for c in range(a, b, 1_000_000):
                 e = min(b, c + 1_000_000)
-                docs = np.arange(c, e)
-                names = seg.ids(docs) if not (erased and seg.name in erased) else [
-                    "" if gone else name for name, gone in zip(seg.ids(docs), erased[seg.name][c:e].tolist(), strict=True)]
                 fps = None
                 if near is not None:
                     fps = np.array(seg.array("fps")[c:e])
                     if erased and seg.name in erased:
                         fps[erased[seg.name][c:e]] = 0
-                w.documents(j, names, fps)
+                if erased and seg.name in erased:
+                    names = [("" if gone else name) for name, gone in
+                             zip(seg.ids(np.arange(c, e)), erased[seg.name][c:e].tolist(), strict=True)]
+                    w.documents(j, names, fps)
+                else:
+                    off = np.asarray(seg.array("id_off")[c:e + 1])
+                    w.documents_raw(j, np.diff(off), bytes(seg.array("id_data")[int(off[0]):int(off[-1])]), fps)
                 seg.release()
         for kind, column in (("exact", "exact_hi"), ("band", "band_key")):
             if kind == "band" and near is None:
@@ -655,7 +663,9 @@ def _merge(store: Any, dataset: str, inputs: list[_Segment], *, live: dict[str, 
                 else:
                     o = np.lexsort((doc, key))
                     w.keys("band", key[o], doc[o])
-        w.close({"runs": runs_meta, "near": near, "fp_width": int(inputs[0].meta.get("fp_width") or 0)})
+        generation = max(int(seg.meta.get("generation", 0)) for seg in inputs) + (1 if erased else 0)
+        w.close({"runs": runs_meta, "near": near, "fp_width": int(inputs[0].meta.get("fp_width") or 0),
+                 "generation": generation})
         _publish(store, dataset, name, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
