@@ -228,12 +228,13 @@ class HistoryDedupConfig(_Model):
 
     enabled: bool = True
     near: bool = Field(default=True, description="Near duplicates too (needs dedup.near.enabled).")
-    max_candidates: int = Field(default=64, ge=1, description="Index entries verified per record at most.")
+    max_candidates: int = Field(default=64, ge=1,
+                                description="Index entries verified per record and earlier partition at most.")
     horizon_days: int | None = Field(
         default=None, ge=1,
         description="Only the partitions of the last N days before a partition are checked (partitions named "
-                    "YYYY-MM-DD; others are always checked). A lookup reads about every key of the partitions "
-                    "it checks, so this bounds its cost; null: all earlier partitions.")
+                    "YYYY-MM-DD; others are always checked); null: all earlier partitions. A lookup's cost grows "
+                    "with the number of index segments, not with the records behind them (README).")
 
 
 class DedupConfig(_Model):
