@@ -153,7 +153,8 @@ def _shards_text(sh: dict) -> list[str]:
         f"({two['merge_s']:.0f} s for {sh['docs']:,} records here, with the quality gate and its Data Docs; its "
         "history lookups are below), and every shard task loads its own PII pipelines. "
         "On this 2-core machine the two shard tasks also share the cores with Airflow's scheduler, API server "
-        "and DAG processor, which is why two workers gave less than 2x.",
+        "and DAG processor; with the pipeline loading per task, that is where the rest of 2x went (their shares "
+        "are not measured apart).",
     ]
 
 
