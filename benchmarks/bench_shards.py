@@ -1,19 +1,24 @@
 """One partition curated by 1 shard worker vs 2, under the real scheduler (LocalExecutor).
 
-    python benchmarks/bench_shards.py [--docs 30000] [--out benchmarks/results/shards.json]
+    python benchmarks/bench_shards.py [--docs 30000] [--repeats 3] [--out benchmarks/results/shards.json]
 
 A seeded sample day of ``--docs`` support messages (the project's generator: five sources, PII,
 duplicates, bad records) is collected and curated by ``llm_data_collection`` under ``airflow
-standalone`` (SQLite, LocalExecutor, parallelism 4) twice, into two separate stores:
+standalone`` (SQLite, LocalExecutor, parallelism 4) in two configurations, each run in a fresh store,
+alternating, ``--repeats`` times (the median run of each is reported, and every run is kept):
 
 * baseline: ``curation.shard_rows`` above the day's size: one ``curate_shard`` task does it all;
-* sharded: ``shard_rows`` at half the day: two ``curate_shard`` tasks run at once, one per core.
+* sharded: ``shard_bytes`` at half the text bytes of the day's raw version (from the baseline's): two
+  ``curate_shard`` tasks of the same size run at once, one per core.
 
 Both with ``pii.n_process: 1`` (one core per task) and the shipped config otherwise (quality gates
 on). The figure is the curation's wall time: from the first ``curate_shard`` start to the end of
 ``dedup_merge`` (task times from the REST API); each task loads its own Presidio/spaCy pipelines,
 which is part of the cost of spreading work over workers. The two curated versions must hold the
-same data files (checked), and the capacity figures derive from the measured per-core rate.
+same data files (checked), and the capacity figures derive from the measured per-core rate. While
+each run goes, the CPU seconds of every process under ``airflow standalone`` are sampled and summed
+by kind (task processes, scheduler, DAG processor, API server, triggerer, ...), with the machine's
+busy, idle and steal shares (``/proc/stat``; steal is time the hypervisor gave to other guests).
 """
 
 from __future__ import annotations
@@ -49,12 +54,14 @@ from local_airflow import (  # noqa: E402
 DAG = "llm_data_collection"
 
 
-def _config(home: Path, store: str, shard_rows: int) -> Path:
+def _config(home: Path, store: str, shard_rows: int, shard_bytes: int | None = None) -> Path:
     import yaml
 
     cfg = yaml.safe_load((ROOT / "include/config/pipeline.yaml").read_text())
     cfg["storage"]["root"] = str(home / store)
     cfg["curation"]["shard_rows"] = shard_rows
+    if shard_bytes is not None:
+        cfg["curation"]["shard_bytes"] = shard_bytes
     cfg["curation"]["pii"]["n_process"] = 1
     path = home / f"{store}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -69,6 +76,108 @@ def _wait(api: Any, run_id: str, timeout: float) -> dict[str, Any]:
             return dict(got)
         time.sleep(2)
     raise TimeoutError(f"{DAG} run {run_id} did not finish in {timeout:.0f} s")
+
+
+def _raw_text_bytes(store_root: Path, day: str) -> tuple[int, int]:
+    """Rows and UTF-8 bytes of text of the day's raw version (the size of the work to split)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from llmops.storage import LocalStore
+    from llmops.versions import latest_for_partition, read_manifest
+
+    store = LocalStore(store_root)
+    raw = read_manifest(store, "support_messages", "raw", latest_for_partition(store, "support_messages", "raw", day))
+    prefix = f"datasets/support_messages/raw/versions/{raw['id']}"
+    rows = size = 0
+    for f in raw["files"]:
+        text = pq.read_table(store.local_path(f"{prefix}/{f['path']}"), columns=["text"]).column("text")
+        rows += len(text)
+        size += int(pc.sum(pc.binary_length(pc.cast(text, "binary"))).as_py() or 0)
+    return rows, size
+
+
+def _category(cmdline: list[str]) -> str:
+    """Which part of Airflow a process is, from its command line / process title."""
+    text = " ".join(cmdline)
+    for key, name in (("supervisor", "task supervisor"), ("airflow worker --", "task processes"),
+                      ("scheduler", "scheduler"), ("dag-processor", "dag processor"), ("dag_processor", "dag processor"),
+                      ("api-server", "api server"), ("api_server", "api server"), ("uvicorn", "api server"),
+                      ("gunicorn", "api server"), ("triggerer", "triggerer"), ("standalone", "standalone"),
+                      ("LocalExecutor", "executor worker")):
+        if key in text:
+            return name
+    return "other airflow"
+
+
+class CpuMeter:
+    """CPU seconds (user + system) spent by each process under ``airflow standalone`` while a run is
+    going, by kind of process: sampled every ``every`` seconds (a process that ends between two
+    samples loses at most that much)."""
+
+    def __init__(self, root_pid: int, every: float = 0.5) -> None:
+        import threading
+
+        self.root, self.every = root_pid, every
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.root)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                used = t.user + t.system
+                name = _category(p.cmdline())  # again each time: a forked task sets its title after the fork
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            self.last[p.pid] = (name, used)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.every)
+
+    @staticmethod
+    def _machine() -> list[int]:
+        """The machine's CPU time by state (jiffies: user nice system idle iowait irq softirq steal)."""
+        with open("/proc/stat") as fh:
+            return [int(x) for x in fh.readline().split()[1:9]]
+
+    def machine_shares(self) -> dict[str, float]:
+        """Shares of the machine's CPU time while the run went: busy, idle and steal (time the
+        hypervisor gave to other guests: a noisy neighbour)."""
+        d = [b - a for a, b in zip(self._m0, self._m1, strict=True)]
+        total = max(1, sum(d))
+        return {"busy": round((d[0] + d[1] + d[2] + d[5] + d[6]) / total, 3),
+                "idle": round((d[3] + d[4]) / total, 3), "steal": round(d[7] / total, 3)}
+
+    def __enter__(self) -> CpuMeter:
+        self._m0 = self._machine()
+        self._sample()  # what the processes alive at the start had used already is not counted
+        self.first = {pid: used for pid, (_, used) in self.last.items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self._m1 = self._machine()
+
+    def by_kind(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (name, used) in self.last.items():
+            out[name] = out.get(name, 0.0) + used - self.first.get(pid, 0.0)
+        return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
 def _times(api: Any, run_id: str) -> dict[str, Any]:
@@ -93,6 +202,8 @@ def _times(api: Any, run_id: str) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=30_000, help="records of the sample day")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs of each configuration, alternating (the median run of each is reported)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/shards.json"))
     args = ap.parse_args()
 
@@ -107,53 +218,69 @@ def main() -> int:
     generated = round(time.perf_counter() - t0, 1)
     inputs = json.loads((home / "sample_manifest.json").read_text())
     total = int(inputs.get("records", args.docs))
-    configs = {"one_worker": _config(home, "store1", 10 * total),
-               # two shards: the raw version holds the landing records and ~15% more from the API
-               "two_workers": _config(home, "store2", math.ceil(total * 1.2 / 2))}
+    split: dict[str, int] = {}
     server, api_url = serve_folder(home / "api")
     env = airflow_env(home, free_port(), api_url)
     run([str(VENV_BIN / "airflow"), "db", "migrate"], env)
     apply_settings(env)
     af = Standalone(env)
     af.start()
-    results: dict[str, Any] = {}
+    reps: dict[str, list[dict[str, Any]]] = {"one_worker": [], "two_workers": []}
     try:
         af.wait_healthy()
         run([str(VENV_BIN / "airflow"), "dags", "reserialize"], env)
         api = af.client()
-        # the first run takes the latest interval's logical date, so that unpausing creates no run of its own
-        first = api.rest("POST", f"dags/{DAG}/dagRuns", {
-            "dag_run_id": "bench__one_worker", "logical_date": f"{day}T00:00:00Z",
-            "conf": {"config_path": str(configs["one_worker"]), "partition": day}})
-        api.rest("PATCH", f"dags/{DAG}", {"is_paused": False})
-        for name, run_id in (("one_worker", first["dag_run_id"]), ("two_workers", None)):
-            if run_id is None:
-                run_id = api.rest("POST", f"dags/{DAG}/dagRuns", {
-                    "dag_run_id": f"bench__{name}", "logical_date": None,
-                    "conf": {"config_path": str(configs[name]), "partition": day}})["dag_run_id"]
-            state = _wait(api, run_id, 3600)
-            results[name] = {"state": state["state"], **_times(api, run_id)}
-            print(f"bench_shards: {name}: {results[name]}", flush=True)
+        unpaused = False
+        # the two configurations alternate, each in a fresh store: a slow spell of the machine hits both
+        for rep in range(args.repeats):
+            for name in ("one_worker", "two_workers"):
+                store = f"store{1 if name == 'one_worker' else 2}_{rep}"
+                if name == "one_worker":
+                    cfg_path = _config(home, store, 10 * total)
+                else:  # two shards of the same size: cut at half the day's text bytes (the baseline's raw version)
+                    split["raw_rows"], split["raw_text_bytes"] = _raw_text_bytes(home / f"store1_{rep}", day)
+                    split["shard_bytes"] = math.ceil(split["raw_text_bytes"] / 2)
+                    cfg_path = _config(home, store, 10 * total, split["shard_bytes"])
+                body = {"dag_run_id": f"bench__{name}_{rep}", "conf": {"config_path": str(cfg_path), "partition": day},
+                        # the first run takes the latest interval's logical date, so that unpausing creates no run
+                        "logical_date": None if unpaused else f"{day}T00:00:00Z"}
+                with CpuMeter(af.proc.pid) as meter:  # type: ignore[union-attr]
+                    run_id = api.rest("POST", f"dags/{DAG}/dagRuns", body)["dag_run_id"]
+                    if not unpaused:
+                        api.rest("PATCH", f"dags/{DAG}", {"is_paused": False})
+                        unpaused = True
+                    state = _wait(api, run_id, 3600)
+                got = {"state": state["state"], "store": store, **_times(api, run_id),
+                       "cpu_s_by_process": meter.by_kind(), "machine_cpu": meter.machine_shares()}
+                reps[name].append(got)
+                print(f"bench_shards: {name} #{rep + 1}: {got}", flush=True)
     finally:
         af.stop()
         server.shutdown()
 
-    manifests = {}
-    for name, store in (("one_worker", "store1"), ("two_workers", "store2")):
-        s = LocalStore(home / store)
-        manifests[name] = read_manifest(s, "support_messages", "curated",
-                                        latest_for_partition(s, "support_messages", "curated", day))
-    same = ([f["sha256"] for f in manifests["one_worker"]["files"]]
-            == [f["sha256"] for f in manifests["two_workers"]["files"]])
-    counts = manifests["one_worker"]["counts"]
-    one, two = results["one_worker"], results["two_workers"]
+    hashes = []
+    for name in ("one_worker", "two_workers"):
+        for got in reps[name]:
+            st = LocalStore(home / got["store"])
+            m = read_manifest(st, "support_messages", "curated", latest_for_partition(st, "support_messages", "curated", day))
+            hashes.append([f["sha256"] for f in m["files"]])
+            counts = m["counts"]
+    same = all(h == hashes[0] for h in hashes)
+
+    def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        return sorted(runs, key=lambda r: r["curation_s"])[len(runs) // 2]
+
+    one, two = median_run(reps["one_worker"]), median_run(reps["two_workers"])
     per_core = counts["input"] / one["curation_s"]  # docs/s of one worker, load and merge included
     result = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "docs": counts["input"], "generated_s": generated, "counts": {k: counts[k] for k in (
             "input", "kept", "duplicates", "filtered", "quarantined")},
-        "one_worker": one, "two_workers": two,
+        "repeats": args.repeats, "one_worker": one, "two_workers": two, "split": split,
         "speedup": round(one["curation_s"] / two["curation_s"], 2),
+        "speedups_by_repeat": [round(a["curation_s"] / b["curation_s"], 2)
+                               for a, b in zip(reps["one_worker"], reps["two_workers"], strict=True)],
+        "runs": reps,
         "same_data_files": same,
         "per_worker_docs_per_s": round(per_core, 1),
         "capacity": {

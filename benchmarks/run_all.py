@@ -135,15 +135,30 @@ def render(cur: dict, dedup: dict, parse: dict, mem: dict, gate: dict, train: di
 def _shards_text(sh: dict) -> list[str]:
     """One partition by 1 vs 2 curate_shard workers, and the capacity model from the measured rates."""
     one, two, cap = sh["one_worker"], sh["two_workers"], sh["capacity"]
-    return [
+    reps = sh.get("repeats", 1)
+    lines = [
         f"Scale-out (`benchmarks/bench_shards.py`{', ' + _when(sh) if _when(sh) else ''}): one partition of "
         f"{sh['docs']:,} sample records (PII, duplicates, bad records) through `llm_data_collection` under `airflow "
-        f"standalone` (LocalExecutor, {sh['machine']['cpus']} CPUs, `pii.n_process: 1`). Curation wall time, first "
-        f"`curate_shard` start to `dedup_merge` end: {one['shard_tasks']} shard task {one['curation_s']:.0f} s, "
-        f"{two['shard_tasks']} shard tasks at once {two['curation_s']:.0f} s (**{sh['speedup']:.2f}x**; shard tasks "
-        f"{', '.join(f'{x:.0f}' for x in two['shard_task_s'])} s against {one['shard_task_s'][0]:.0f} s, each loading "
-        f"its own Presidio/spaCy pipelines; the merge {two['merge_s']:.0f} s against {one['merge_s']:.0f} s). Same "
-        f"data files from both: {sh['same_data_files']}.",
+        f"standalone` (LocalExecutor, {sh['machine']['cpus']} CPUs, `pii.n_process: 1`), "
+        + (f"each configuration run {reps} times, alternating, in fresh stores (the median run of each). "
+           if reps > 1 else "")
+        + f"Curation wall time, first `curate_shard` start to `dedup_merge` end: {one['shard_tasks']} shard task "
+        f"{one['curation_s']:.0f} s, {two['shard_tasks']} shard tasks at once {two['curation_s']:.0f} s "
+        f"(**{sh['speedup']:.2f}x**"
+        + (f"; by repeat {', '.join(f'{x:.2f}x' for x in sh['speedups_by_repeat'])}" if reps > 1 else "")
+        + f"; shard tasks {', '.join(f'{x:.0f}' for x in two['shard_task_s'])} s against "
+        f"{one['shard_task_s'][0]:.0f} s, cut at half the day's text bytes (`curation.shard_bytes`), each loading its "
+        f"own Presidio/spaCy pipelines; the merge {two['merge_s']:.0f} s against {one['merge_s']:.0f} s). Same data "
+        f"files from every run: {sh['same_data_files']}.",
+    ]
+    if "cpu_s_by_process" in one:
+        def cpu(run: dict) -> str:
+            shares = run.get("machine_cpu", {})
+            parts = ", ".join(f"{k} {v:.0f} s" for k, v in run["cpu_s_by_process"].items() if v >= 1)
+            return parts + (f" (machine busy {shares['busy']:.0%}, steal {shares['steal']:.0%})" if shares else "")
+        lines += ["", f"Where the CPU went during those runs (collect to merge, every process under `airflow "
+                  f"standalone`): one shard task: {cpu(one)}; two: {cpu(two)}."]
+    lines += [
         "",
         f"Capacity, from these rates: one worker core curates ~{sh['per_worker_docs_per_s']:.0f} docs/s with PII, "
         f"pipeline loading and the merge included, i.e. ~{cap['docs_per_day_per_worker'] / 1e6:.1f}M documents a day; "
@@ -151,11 +166,11 @@ def _shards_text(sh: dict) -> list[str]:
         f"~{cap['workers_for_100M_per_day']} (Celery worker slots or Kubernetes pods; shards of `curation.shard_rows` "
         f"spread over them). What does not spread: the merge of a partition runs in one task "
         f"({two['merge_s']:.0f} s for {sh['docs']:,} records here, with the quality gate and its Data Docs; its "
-        "history lookups are below), and every shard task loads its own PII pipelines. "
-        "On this 2-core machine the two shard tasks also share the cores with Airflow's scheduler, API server "
-        "and DAG processor; with the pipeline loading per task, that is where the rest of 2x went (their shares "
-        "are not measured apart).",
+        "history lookups are below), and every shard task pays its own start (the task process, the PII "
+        "pipelines); on this 2-core machine the shard tasks also share the cores with Airflow's own processes "
+        "(their CPU seconds above).",
     ]
+    return lines
 
 
 def _history_text(h: dict) -> list[str]:

@@ -135,3 +135,26 @@ def test_worker_pool_gives_the_same_result():
         assert pooled._pool is not None  # really ran in the pool
     finally:
         pooled.close()
+
+
+def test_a_redactor_does_not_import_transformers_and_leaves_it_importable():
+    """A fresh process (a shard task) builds the redactor without Presidio's Hugging Face engine
+    pulling in transformers; transformers imports normally afterwards."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, time\n"
+        "from llmops.config import PIIConfig\n"
+        "from llmops.privacy.pii import PIIRedactor\n"
+        "r = PIIRedactor(PIIConfig())\n"
+        "text = r.redact_batch(['Hello John Smith, write to john@example.com'])[0].text\n"
+        "before = 'transformers' in sys.modules\n"
+        "from transformers import AutoConfig\n"
+        "print(json.dumps({'text': text, 'before': before, 'after': AutoConfig.__name__}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"text": "Hello <PERSON>, write to <EMAIL_ADDRESS>", "before": False, "after": "AutoConfig"}
