@@ -28,7 +28,7 @@ Each run analyses its own window, so `airflow backfill create --dag-id llm_drift
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
@@ -40,6 +40,16 @@ from llmops_airflow.operators.trigger import TriggerRunOperator
 # read when the DAG is parsed (a light YAML read, not the validated model): LLMOPS_CONFIG or the project default
 _SCHEDULE = dag_settings(os.environ.get("LLMOPS_CONFIG") or DEFAULT_CONFIG).drift.schedule
 NIGHT = "{{ ti.xcom_pull(task_ids='analyze')['night'] }}"
+
+
+def night_of(params: dict[str, Any], context: dict[str, Any]) -> date:
+    """The night a run analyses: the ``night`` param, else the day before the end of the run's data
+    interval; a manual run without a logical date (the REST API's and the CLI's default) has no
+    interval, so the day before its ``run_after``."""
+    if params.get("night"):
+        return date.fromisoformat(str(params["night"]))
+    end = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
+    return (end - timedelta(days=1)).date()
 
 
 @dag(
@@ -62,14 +72,12 @@ def llm_drift_nightly() -> None:
     @task
     def analyze(params: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
         import logging
-        from datetime import date
 
         from llmops.drift.nightly import run_nightly
         from llmops_airflow.hooks.store import ObjectStoreHook
 
         params = params or {}
-        end = context.get("data_interval_end") or context["logical_date"]
-        night = date.fromisoformat(params["night"]) if params.get("night") else (end - timedelta(days=1)).date()
+        night = night_of(params, context)
         cfg = _config(params["config_path"])
         # the store through the Airflow connection of storage.conn_id (S3 keys stay in the connection)
         summary = run_nightly(cfg, night, store=ObjectStoreHook.for_config(cfg).store,

@@ -137,3 +137,20 @@ def test_three_nights_three_reports_and_the_shifted_night_requests_labels(airflo
 
 def shifted_run(runs):
     return next(r.info.run_id for r in runs if r.data.tags["llmops.night"] == SHIFTED)
+
+
+def test_the_night_of_a_manual_run_without_a_logical_date():
+    """A run triggered through the REST API or the CLI has no logical date and no data interval:
+    it analyses the ``night`` param, else the day before it was triggered."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("drift_dag_module", ROOT / "dags" / "llm_drift_nightly.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    manual = {"dag_run": SimpleNamespace(run_after=pendulum.datetime(2026, 12, 5, 0, 44, tz="UTC")),
+              "data_interval_end": None}
+    assert str(module.night_of({"night": "2026-12-04"}, manual)) == "2026-12-04"
+    assert str(module.night_of({"night": None}, manual)) == "2026-12-04"
+    scheduled = {"data_interval_end": pendulum.datetime(2026, 12, 4, 2, tz="UTC"), "logical_date": None}
+    assert str(module.night_of({}, scheduled)) == "2026-12-03"
