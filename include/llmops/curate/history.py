@@ -42,7 +42,7 @@ import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +343,16 @@ def _missing_errors() -> tuple[type[BaseException], ...]:
     return (FileNotFoundError, ClientError)
 
 
+def _segment_metas(store: Any, dataset: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each segment's name and ``segment.json`` (its runs, documents, MinHash parameters): what
+    planning a lookup or a compaction needs, without reading the segment's files."""
+    out = []
+    for name in _segment_names(store, dataset):
+        with contextlib.suppress(*_missing_errors()):  # replaced since the listing: not a segment any more
+            out.append((name, json.loads(store.read_bytes(f"{_segments_prefix(dataset)}/{name}/segment.json"))))
+    return out
+
+
 def _cache_root() -> Path:
     return Path(os.environ.get("LLMOPS_INDEX_CACHE") or Path(tempfile.gettempdir()) / "llmops-dedup-index")
 
@@ -425,12 +435,8 @@ class HistoryIndex:
                 if since is None or not _is_date(partition) or partition >= since:
                     wanted[version] = partition
         _migrate_legacy_runs(store, dataset, set(wanted))
-        metas = []
-        names = _segment_names(store, dataset)
-        _prune_cache(store, dataset, names)
-        for name in names:
-            meta = json.loads(store.read_bytes(f"{_segments_prefix(dataset)}/{name}/segment.json"))
-            metas.append((name, meta))
+        metas = _segment_metas(store, dataset)
+        _prune_cache(store, dataset, [name for name, _ in metas])
         # the fewest segments that hold every wanted run: largest first, each run from one segment
         metas.sort(key=lambda nm: (-int(nm[1]["docs"]), -int(nm[1].get("generation", 0)), nm[0]))
         chosen: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -701,31 +707,30 @@ def compact(store: Any, dataset: str, *, fanout: int = FANOUT, full: bool = Fals
     partition re-published since) are dropped on the way. Returns what was merged."""
     done: list[dict[str, Any]] = []
     while True:
-        segments = _open_all(store, dataset)
+        groups: dict[tuple[str, int], list[tuple[str, dict[str, Any]]]] = {}
+        for name, meta in _segment_metas(store, dataset):
+            key = (_params_key(meta.get("near")), 0 if full else _tier(int(meta["docs"])))
+            groups.setdefault(key, []).append((name, meta))
+        ready = sorted((t, key, group) for (key, t), group in groups.items() if len(group) >= (2 if full else fanout))
+        if not ready:
+            return done
+        chosen = sorted(ready[0][2])[: None if full else fanout]
+        versions = sorted(r["version_id"] for _, meta in chosen for r in meta["runs"])
+        name = "m-" + hashlib.blake2b("\n".join(versions).encode(), digest_size=10).hexdigest()
+        if name in {n for n, _ in chosen}:
+            return done
+        segs = [_local_segment(store, dataset, n) for n, _ in chosen]  # only the inputs are read
         try:
-            groups: dict[tuple[str, int], list[_Segment]] = {}
-            for seg in segments:
-                groups.setdefault((_params_key(seg.near), 0 if full else _tier(seg.docs)), []).append(seg)
-            ready = sorted((t, key, segs) for (key, t), segs in groups.items()
-                           if len(segs) >= (2 if full else fanout))
-            if not ready:
-                return done
-            _, _, segs = ready[0]
-            segs = sorted(segs, key=lambda s: s.name)[: None if full else fanout]
-            versions = sorted(r["version_id"] for s in segs for r in s.runs)
-            name = "m-" + hashlib.blake2b("\n".join(versions).encode(), digest_size=10).hexdigest()
-            if name in {s.name for s in segs}:
-                return done
             result = _merge(store, dataset, segs, live=_pointers(store, dataset), erased=None, name=name)
-            log.info("dedup index: merged %d segments (%s) into %s: %d runs, %d documents", len(segs),
-                     ", ".join(s.name for s in segs), name, result["runs"], result["docs"])
-            done.append({**result, "inputs": [s.name for s in segs]})
-            gone = [s.name for s in segs if s.name != name]
         finally:
-            for seg in segments:
+            for seg in segs:
                 seg.close()
-        for old in gone:
-            _delete_segment(store, dataset, old)
+        log.info("dedup index: merged %d segments (%s) into %s: %d runs, %d documents", len(segs),
+                 ", ".join(n for n, _ in chosen), name, result["runs"], result["docs"])
+        done.append({**result, "inputs": [n for n, _ in chosen]})
+        for old, _ in chosen:
+            if old != name:
+                _delete_segment(store, dataset, old)
 
 
 # ------------------------------------------------------------------------------------ legacy runs
@@ -780,9 +785,20 @@ def _migrate_legacy_runs(store: Any, dataset: str, versions: set[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------ erasure
-def _iter_ids(seg: _Segment) -> Iterator[tuple[int, list[str]]]:
-    for c in range(0, seg.docs, 1_000_000):
-        yield c, seg.ids(np.arange(c, min(seg.docs, c + 1_000_000)))
+def _erased_mask(seg: _Segment, ids: set[str]) -> np.ndarray:
+    """Which of the segment's documents have one of ``ids``: its ids read as one Arrow string column
+    (the offsets and bytes as they are on disk), matched with ``is_in``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mask = np.zeros(seg.docs, dtype=bool)
+    if seg.docs == 0:
+        return mask
+    off, data = np.asarray(seg.array("id_off")), np.asarray(seg.array("id_data"))
+    column = pa.LargeStringArray.from_buffers(seg.docs, pa.py_buffer(off), pa.py_buffer(data))
+    mask[:] = pc.is_in(column, value_set=pa.array(sorted(ids), pa.large_string())).to_numpy(zero_copy_only=False)
+    seg.release()
+    return mask
 
 
 def erase_records(store: Any, dataset: str, ids: set[str]) -> int:
@@ -798,10 +814,7 @@ def erase_records(store: Any, dataset: str, ids: set[str]) -> int:
     removed = 0
     for seg in _open_all(store, dataset):
         try:
-            mask = np.zeros(seg.docs, dtype=bool)
-            for c, names in _iter_ids(seg):
-                hit = [i for i, name in enumerate(names) if name in ids]
-                mask[np.asarray(hit, dtype=np.int64) + c] = True
+            mask = _erased_mask(seg, ids)
             if not mask.any():
                 continue
             tag = hashlib.blake2b("\n".join(sorted(ids)).encode(), digest_size=6).hexdigest()

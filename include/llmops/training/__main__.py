@@ -42,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def leave_world() -> bool:
     """End a launcher-made world before the interpreter exits: wait for every rank, then destroy the
-    process group (through DeepSpeed when it made it, so its cached groups go too). A worker that exits
-    with the group alive can abort in its communication threads' destructors ("terminate called without
-    an active exception", SIGABRT) after its work is done, and the launcher then fails the whole run.
-    True when there was a world to leave."""
+    process group. A worker that exits with the group alive can abort in its communication threads'
+    destructors ("terminate called without an active exception", SIGABRT) after its work is done,
+    and the launcher then fails the whole run. True when there was a world to leave."""
     try:
         import torch.distributed as dist
     except ImportError:
@@ -56,12 +55,9 @@ def leave_world() -> bool:
         dist.barrier()
     except Exception as exc:  # a rank that is gone: the group is still destroyed below
         logging.getLogger(__name__).warning("leaving the process group without a barrier: %s", exc)
-    ds_comm = sys.modules.get("deepspeed.comm.comm")
-    if ds_comm is not None and getattr(ds_comm, "cdb", None) is not None:
-        ds_comm.destroy_process_group()
-    else:
-        dist.destroy_process_group()
-    return True
+    from llmops.training.train import destroy_world
+
+    return destroy_world()
 
 
 if __name__ == "__main__":

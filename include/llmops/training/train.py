@@ -239,6 +239,22 @@ def _run_training(cfg: TrainConfig, *, run_key: str | None) -> dict[str, Any]:
 _WORLD_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+def destroy_world() -> bool:
+    """Destroy this process's process group, if there is one: through DeepSpeed when it made the
+    group, so the groups it cloned and cached go too (a next training in the process would otherwise
+    broadcast on a group of the destroyed world). True when there was one."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
+    ds_comm = sys.modules.get("deepspeed.comm.comm")
+    if ds_comm is not None and getattr(ds_comm, "cdb", None) is not None:
+        ds_comm.destroy_process_group()
+    else:
+        dist.destroy_process_group()
+    return True
+
+
 def _release_world(own: bool, saved_env: dict[str, str | None], saved_accelerate: dict[str, str]) -> None:
     """Drop the process-wide state a training leaves behind: the Trainer's DeepSpeed config (under
     ZeRO-3 it would partition every model built afterwards, e.g. the one MLflow logs), accelerate's
@@ -258,16 +274,7 @@ def _release_world(own: bool, saved_env: dict[str, str | None], saved_accelerate
         AcceleratorState._reset_state(reset_partial_state=True)
     if not own:
         return
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        # through DeepSpeed when it made the group: it also drops the groups it cloned and cached (a
-        # next training in this process would otherwise broadcast on a group of the destroyed world)
-        ds_comm = sys.modules.get("deepspeed.comm.comm")
-        if ds_comm is not None and getattr(ds_comm, "cdb", None) is not None:
-            ds_comm.destroy_process_group()
-        else:
-            dist.destroy_process_group()
+    destroy_world()
     for key, value in saved_env.items():
         if value is None:
             os.environ.pop(key, None)
